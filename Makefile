@@ -1,0 +1,49 @@
+# cirlib: every target creates the virtual environment first if it is missing.
+#   make demo     run every notebook headless on the synthetic dataset (executed copies in build/demo, figures in figures/)
+#   make test     unit tests, then nbval on every notebook in FAST mode
+#   make lab      JupyterLab on notebooks/ with this project's environment as the kernel
+#   make results  train every method on 3 seeds with the same budget (results/)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.cirlib-installed
+export TQDM_DISABLE ?=
+export MPLBACKEND ?= Agg
+
+.PHONY: install test unit nbval demo lab results benchmarks clean student
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[notebooks,test]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+unit: $(STAMP)
+	TQDM_DISABLE=1 $(PY) -m pytest tests -q -p no:cacheprovider
+
+nbval: $(STAMP)
+	$(PY) -m cirlib.notebooks check-stripped notebooks
+	rm -rf build/nbval
+	$(PY) -m cirlib.notebooks prepare-ci notebooks build/nbval
+	TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
+	    -p no:cacheprovider -q build/nbval
+
+test: unit nbval
+
+demo: $(STAMP)
+	$(PY) -m cirlib.notebooks demo notebooks build/demo --figures figures
+
+results: $(STAMP)
+	$(PY) -m cirlib.results --out results
+
+lab: $(STAMP)
+	cd notebooks && ../$(VENV)/bin/jupyter lab
+
+student: $(STAMP)
+	$(PY) -m cirlib.notebooks student notebooks build/student
+
+clean:
+	rm -rf build .pytest_cache

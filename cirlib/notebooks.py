@@ -1,0 +1,392 @@
+"""Run, check and hand out the teaching notebooks.
+
+The notebooks in ``notebooks/`` are committed with their outputs stripped, except the cells tagged
+``keep_output``: those print stable values (shapes, counts, a seeded tiny computation) in FAST mode and
+are marked ``# NBVAL_CHECK_OUTPUT``, so ``nbval --nbval-lax`` compares exactly them.
+
+Command line (``python -m cirlib.notebooks ...`` or ``cirlib notebook ...``):
+
+* ``run NOTEBOOK OUT [-y YAML]``   run one notebook headless with papermill and other parameters
+* ``demo SRC OUT --figures DIR``   run every notebook in order (the ``make demo`` target)
+* ``prepare-ci SRC OUT``           inject the FAST parameters for nbval (the ``make test`` target)
+* ``check-stripped SRC``           fail if a notebook carries outputs other than its ``keep_output`` cells
+* ``refresh-outputs SRC``          re-run in FAST mode and store the ``keep_output`` cells' outputs
+* ``student SRC OUT``              copies with the exercise solutions removed (cells tagged ``solution``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from cirlib.utils.io import atomic_write_json
+
+KERNEL_NAME = "python3"
+#: Parameters every notebook declares in its ``parameters`` cell (DESIGN section 7).
+COMMON_PARAMETERS = ("FAST", "SEED", "DEVICE", "DATA", "DATA_ROOT", "EPOCHS", "INTERACTIVE", "OUTPUT_DIR")
+#: The tiny CI run that nbval executes.
+FAST_PARAMETERS: dict[str, Any] = {"FAST": True, "INTERACTIVE": False, "DEVICE": "cpu", "SEED": 0}
+#: The ``make demo`` run: meaningful budgets, one seed, no widgets.
+DEMO_PARAMETERS: dict[str, Any] = {"FAST": False, "INTERACTIVE": False, "SEED": 0}
+#: Keys papermill and Jupyter add that never belong in a committed notebook.
+EXTRA_STRIP_KEYS = (
+    "metadata.papermill",
+    "cell.metadata.papermill",
+    "metadata.language_info.version",
+    "metadata.widgets",
+    "cell.metadata.execution",
+)
+SOLUTION_TAG = "solution"
+KEEP_OUTPUT_TAG = "keep_output"
+STUDENT_PLACEHOLDER = "# YOUR CODE HERE: replace this line with your answer, then run the checker below.\n"
+
+
+def list_notebooks(folder: str | os.PathLike) -> list[Path]:
+    """The numbered teaching notebooks (``NN_name.ipynb``) in ``folder``, in reading order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Notebook folder {folder} does not exist (expected the repository's notebooks/).")
+    notebooks = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"No numbered notebooks (NN_name.ipynb) in {folder}.")
+    return notebooks
+
+
+def _read(path: Path):
+    import nbformat
+
+    return nbformat.read(str(path), as_version=4)
+
+
+def _write(nb, path: Path) -> None:
+    import nbformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    nbformat.write(nb, str(tmp))
+    os.replace(tmp, path)
+
+
+def declared_parameters(path: str | os.PathLike) -> dict[str, str]:
+    """Names declared in a notebook's ``parameters`` cell, mapped to their source line."""
+    nb = _read(Path(path))
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if not cells:
+        raise ValueError(f"{path}: no cell tagged 'parameters'; papermill cannot parameterise it.")
+    names: dict[str, str] = {}
+    for line in cells[0].source.splitlines():
+        stripped = line.split("#", 1)[0].strip()
+        if not stripped or "=" not in stripped:
+            continue
+        target = stripped.split("=", 1)[0].split(":", 1)[0].strip()
+        if target.isidentifier():
+            names[target] = line
+    return names
+
+
+def check_parameters(path: str | os.PathLike, parameters: dict[str, Any]) -> None:
+    """Refuse parameters a notebook does not declare (papermill would silently add them)."""
+    import difflib
+
+    declared = declared_parameters(path)
+    for name in parameters:
+        if name not in declared:
+            close = difflib.get_close_matches(name, declared, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"{path}: unknown parameter {name!r}.{hint} Declared parameters: {', '.join(declared)}."
+            )
+
+
+def run_notebook(
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    parameters: dict[str, Any] | None = None,
+    cwd: str | os.PathLike | None = None,
+    timeout: int | None = 1800,
+    prepare_only: bool = False,
+) -> float:
+    """Run ``source`` headless with papermill, writing the executed copy to ``output``.
+
+    Args:
+        source: notebook to run.
+        output: where the executed (or, with ``prepare_only``, parameterised) copy goes.
+        parameters: values for the ``parameters`` cell; unknown names are an error.
+        cwd: working directory of the kernel (default: the source notebook's folder).
+        timeout: per-cell timeout in seconds.
+        prepare_only: only inject the parameters (what ``nbval`` then executes).
+
+    Returns:
+        The wall time in seconds.
+    """
+    import papermill
+
+    source, output = Path(source), Path(output)
+    parameters = dict(parameters or {})
+    check_parameters(source, parameters)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    papermill.execute_notebook(
+        str(source),
+        str(output),
+        parameters=parameters,
+        kernel_name=KERNEL_NAME,
+        language="python",
+        cwd=str(cwd or source.parent),
+        prepare_only=prepare_only,
+        execution_timeout=timeout,
+        progress_bar=False,
+    )
+    return time.perf_counter() - start
+
+
+def prepare_ci(source_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+    """Inject the FAST parameters into copies of every notebook, for ``nbval`` to execute once."""
+    out_dir = Path(out_dir).resolve()
+    artifacts = out_dir / "artifacts"
+    written = []
+    for notebook in list_notebooks(source_dir):
+        params = dict(FAST_PARAMETERS, OUTPUT_DIR=str(artifacts))
+        params = {k: v for k, v in params.items() if k in declared_parameters(notebook)}
+        target = out_dir / notebook.name
+        run_notebook(notebook, target, params, prepare_only=True)
+        written.append(target)
+    return written
+
+
+def run_demo(
+    source_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    figures_dir: str | os.PathLike = "figures",
+    extra_parameters: dict[str, Any] | None = None,
+    only: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """Run every notebook in order with the demo parameters; return and write the wall times.
+
+    Later notebooks reuse the checkpoints earlier ones left in ``OUTPUT_DIR`` (``out_dir/artifacts``),
+    so a model is trained once. Each notebook may write ``OUTPUT_DIR/summary/<notebook>.json``; the
+    summaries are printed at the end.
+    """
+    out_dir = Path(out_dir).resolve()
+    artifacts = out_dir / "artifacts"
+    figures = Path(figures_dir).resolve()
+    timings: dict[str, float] = {}
+    total = time.perf_counter()
+    for notebook in list_notebooks(source_dir):
+        if only and not any(notebook.name.startswith(prefix) for prefix in only):
+            continue
+        declared = declared_parameters(notebook)
+        params = dict(DEMO_PARAMETERS, OUTPUT_DIR=str(artifacts), FIGURES_DIR=str(figures))
+        params.update(extra_parameters or {})
+        params = {k: v for k, v in params.items() if k in declared}
+        print(f"[demo] running {notebook.name} ...", flush=True)
+        seconds = run_notebook(notebook, out_dir / notebook.name, params)
+        timings[notebook.name] = round(seconds, 1)
+        print(f"[demo] {notebook.name} finished in {seconds / 60:.1f} min", flush=True)
+    record = {
+        "notebook_seconds": timings,
+        "total_seconds": round(time.perf_counter() - total, 1),
+        "machine": _machine_description(),
+    }
+    atomic_write_json(out_dir / "timings.json", record)
+    _print_summaries(artifacts / "summary")
+    print(f"[demo] all notebooks in {record['total_seconds'] / 60:.1f} min; executed copies in {out_dir}, "
+          f"figures in {figures}")
+    return record
+
+
+def _machine_description() -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def _print_summaries(folder: Path) -> None:
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.json")):
+        with open(path) as handle:
+            summary = json.load(handle)
+        print(f"[demo] {path.stem}: {json.dumps(summary)}")
+
+
+def _stripped_copy(nb):
+    from nbstripout import strip_output
+
+    return strip_output(
+        copy.deepcopy(nb),
+        keep_output=False,
+        keep_count=False,
+        keep_id=False,
+        extra_keys=list(EXTRA_STRIP_KEYS),
+    )
+
+
+def check_stripped(source_dir: str | os.PathLike) -> list[str]:
+    """Names of notebooks whose committed form is not what the stripper would write."""
+    import nbformat
+
+    problems = []
+    for notebook in list_notebooks(source_dir):
+        nb = _read(notebook)
+        if nbformat.writes(_stripped_copy(nb)) != nbformat.writes(nb):
+            problems.append(str(notebook))
+        if not any("parameters" in c.metadata.get("tags", []) for c in nb.cells):
+            problems.append(f"{notebook} (no cell tagged 'parameters')")
+    return problems
+
+
+def strip_notebooks(source_dir: str | os.PathLike) -> None:
+    """Strip outputs (but those of ``keep_output`` cells) and volatile metadata, in place."""
+    for notebook in list_notebooks(source_dir):
+        _write(_stripped_copy(_read(notebook)), notebook)
+
+
+def refresh_outputs(source_dir: str | os.PathLike, work_dir: str | os.PathLike = "build/refresh") -> None:
+    """Execute every notebook in FAST mode and store the outputs of its ``keep_output`` cells.
+
+    Run this after editing a checked cell; nbval then compares the CI run against these outputs.
+    """
+    work_dir = Path(work_dir).resolve()
+    for notebook in list_notebooks(source_dir):
+        params = dict(FAST_PARAMETERS, OUTPUT_DIR=str(work_dir / "artifacts"))
+        params = {k: v for k, v in params.items() if k in declared_parameters(notebook)}
+        executed_path = work_dir / notebook.name
+        run_notebook(notebook, executed_path, params)
+        executed = _read(executed_path)
+        executed_cells = [c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+        source = _read(notebook)
+        if len(executed_cells) != len(source.cells):
+            raise RuntimeError(f"{notebook}: cell count changed while executing; cannot map outputs back.")
+        for cell, done in zip(source.cells, executed_cells):
+            if cell.cell_type == "code":
+                cell.outputs = done.outputs if KEEP_OUTPUT_TAG in cell.metadata.get("tags", []) else []
+        _write(_stripped_copy(source), notebook)
+        print(f"refreshed {notebook}")
+
+
+def make_student_copies(source_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+    """Copies of the notebooks with every ``solution``-tagged cell's code replaced by a placeholder.
+
+    The checker cells stay, so a student runs them to verify an answer. Outputs are stripped.
+    """
+    out_dir = Path(out_dir)
+    written = []
+    for notebook in list_notebooks(source_dir):
+        nb = _stripped_copy(_read(notebook))
+        for cell in nb.cells:
+            tags = cell.metadata.get("tags", [])
+            if SOLUTION_TAG in tags:
+                cell.source = STUDENT_PLACEHOLDER + _solution_stub(cell.source)
+                cell.outputs = [] if cell.cell_type == "code" else cell.get("outputs", [])
+            if KEEP_OUTPUT_TAG in tags:
+                cell.outputs = []
+        target = out_dir / notebook.name
+        _write(nb, target)
+        written.append(target)
+    return written
+
+
+def _solution_stub(source: str) -> str:
+    """Keep the assignment targets of a solution cell (``answer_1 = ...``) so checkers fail cleanly."""
+    lines = []
+    for line in source.splitlines():
+        head = line.split("#", 1)[0]
+        if "=" in head and not line.startswith((" ", "\t")) and head.split("=", 1)[0].strip().isidentifier():
+            lines.append(f"{head.split('=', 1)[0].strip()} = None")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _parse_yaml_parameters(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"-y expects a YAML mapping such as '{{FAST: true, EPOCHS: 2}}', got {text!r}")
+    return value
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The ``notebook`` command line (also used by ``cirlib notebook``)."""
+    parser = parser or argparse.ArgumentParser(prog="python -m cirlib.notebooks", description=__doc__,
+                                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="notebook_command", required=True)
+    run = sub.add_parser("run", help="run one notebook headless with other parameters")
+    run.add_argument("notebook")
+    run.add_argument("output")
+    run.add_argument("-y", "--parameters", help="YAML mapping, e.g. \"{FAST: false, EPOCHS: 5, SEED: 1}\"")
+    demo = sub.add_parser("demo", help="run every notebook in order with the demo parameters")
+    demo.add_argument("source", nargs="?", default="notebooks")
+    demo.add_argument("output", nargs="?", default="build/demo")
+    demo.add_argument("--figures", default="figures")
+    demo.add_argument("-y", "--parameters", help="YAML mapping applied to every notebook")
+    demo.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 00 01")
+    ci = sub.add_parser("prepare-ci", help="inject FAST parameters for nbval")
+    ci.add_argument("source", nargs="?", default="notebooks")
+    ci.add_argument("output", nargs="?", default="build/nbval")
+    check = sub.add_parser("check-stripped", help="fail if outputs other than keep_output cells are committed")
+    check.add_argument("source", nargs="?", default="notebooks")
+    strip = sub.add_parser("strip", help="strip outputs and volatile metadata in place")
+    strip.add_argument("source", nargs="?", default="notebooks")
+    refresh = sub.add_parser("refresh-outputs", help="re-run FAST and store keep_output cells' outputs")
+    refresh.add_argument("source", nargs="?", default="notebooks")
+    student = sub.add_parser("student", help="copies with exercise solutions removed")
+    student.add_argument("source", nargs="?", default="notebooks")
+    student.add_argument("output", nargs="?", default="build/student")
+    return parser
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    """Dispatch a parsed ``notebook`` command."""
+    command = args.notebook_command
+    if command == "run":
+        seconds = run_notebook(args.notebook, args.output, _parse_yaml_parameters(args.parameters))
+        print(f"{args.notebook} -> {args.output} in {seconds:.1f} s")
+    elif command == "demo":
+        run_demo(args.source, args.output, args.figures, _parse_yaml_parameters(args.parameters), args.only)
+    elif command == "prepare-ci":
+        for path in prepare_ci(args.source, args.output):
+            print(f"prepared {path}")
+    elif command == "check-stripped":
+        problems = check_stripped(args.source)
+        if problems:
+            print("These notebooks carry outputs or metadata that must not be committed:\n  "
+                  + "\n  ".join(problems)
+                  + "\nFix: python -m cirlib.notebooks strip (or refresh-outputs after editing a checked cell).",
+                  file=sys.stderr)
+            return 1
+        print(f"{len(list_notebooks(args.source))} notebooks are stripped")
+    elif command == "strip":
+        strip_notebooks(args.source)
+    elif command == "refresh-outputs":
+        refresh_outputs(args.source)
+    elif command == "student":
+        for path in make_student_copies(args.source, args.output):
+            print(f"student copy {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m cirlib.notebooks``."""
+    return main_from_args(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+r"""Attention-based fusion loss: tie the two branches' attention maps together (reconstruction).
+
+The paper names an "Attention-based Fusion Loss" that uses the two classifiers' attention
+maps; its formula is not available to us. We offer three kinds, selected by name:
+
+* ``"stitched"`` (default): each branch saw only its own region, so stitch the two maps with
+  the complementary mask, :math:`A_s = m A_1 + (1 - m) A_2` (:math:`m` the fraction of each
+  feature cell visible in :math:`I_1`), and teach the full-image map with it,
+  :math:`L = \operatorname{mean} |A_{full} - \operatorname{sg}(A_s)|`.
+* ``"consistency"``: the two branches' maps should agree, :math:`L = \operatorname{mean}|A_1 - A_2|`
+  (no full-image pass needed; both maps receive gradients).
+* ``"max"``: max-fusion target, :math:`L = \operatorname{mean}|A_{full} - \operatorname{sg}(\max(A_1, A_2))|`.
+
+:math:`\operatorname{sg}` is stop-gradient. Every map is the ground-truth-class map at
+feature resolution, min-max normalised per image (:func:`minmax_normalize`) before the
+comparison (the stitched / max target is renormalised the same way), so the loss is scale-free, lies in :math:`[0, 1]`, is 0 when the maps agree and
+positive otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "FUSION_LOSSES",
+    "AttentionFusionLoss",
+    "attention_fusion_loss",
+    "downsample_mask",
+    "minmax_normalize",
+    "needs_full_map",
+]
+
+#: Valid fusion-loss kinds (first one is the default).
+FUSION_LOSSES = ("stitched", "consistency", "max")
+_NEEDS_FULL = {"stitched": True, "consistency": False, "max": True}
+
+FusionKind = Literal["stitched", "consistency", "max"]
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in FUSION_LOSSES:
+        raise ValueError(
+            f"Unknown fusion loss kind={kind!r}. Valid kinds: {', '.join(map(repr, FUSION_LOSSES))} "
+            "(see docs/reconstruction.md, 'Fusion loss')."
+        )
+    return kind
+
+
+def needs_full_map(kind: str) -> bool:
+    """Whether ``kind`` needs the map of a third, full-image pass."""
+    return _NEEDS_FULL[_check_kind(kind)]
+
+
+def minmax_normalize(maps: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    r"""Per-image min-max normalisation, differentiable: :math:`(A - \min A) / (\max A - \min A + \epsilon)`.
+
+    A constant map becomes zeros. Computed in float32.
+
+    Args:
+        maps: ``(B, h, w)`` maps.
+        eps: guards the division for constant maps.
+    """
+    if maps.dim() != 3:
+        raise ValueError(f"minmax_normalize: expected (B, h, w) maps, got shape {tuple(maps.shape)}.")
+    flat = maps.float().flatten(1)
+    lo = flat.amin(dim=1, keepdim=True)
+    hi = flat.amax(dim=1, keepdim=True)
+    return ((flat - lo) / (hi - lo + eps)).view_as(maps)
+
+
+def downsample_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Fraction of each feature cell visible in ``I1``: ``(B, 1, H, W)`` bool -> ``(B, h, w)`` float.
+
+    Uses adaptive average pooling (area interpolation), so a cell straddling the patch grid
+    gets the fraction of its pixels that branch 1 saw.
+    """
+    if mask.dim() == 3:
+        mask = mask.unsqueeze(1)
+    if mask.dim() != 4 or mask.shape[1] != 1:
+        raise ValueError(
+            f"downsample_mask: expected a (B, 1, H, W) or (B, H, W) mask, got shape {tuple(mask.shape)}."
+        )
+    return F.adaptive_avg_pool2d(mask.float(), size).squeeze(1)
+
+
+def attention_fusion_loss(
+    kind: str,
+    full_map: torch.Tensor | None,
+    map1: torch.Tensor,
+    map2: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """The attention-based fusion loss of ``kind`` (see the module docstring for the formulas).
+
+    Args:
+        kind: ``"stitched"``, ``"consistency"`` or ``"max"``.
+        full_map: ``(B, h, w)`` GT-class map of the full image (raw, not normalised); required
+            by ``"stitched"`` and ``"max"``, ignored by ``"consistency"``.
+        map1: ``(B, h, w)`` GT-class map of branch 1 (image ``I1``).
+        map2: ``(B, h, w)`` GT-class map of branch 2 (image ``I2``).
+        mask: ``(B, 1, H, W)`` bool, True where ``I1`` shows the image; required by
+            ``"stitched"`` (any resolution: it is area-downsampled to ``(h, w)``).
+        eps: min-max normalisation guard.
+
+    Returns:
+        A scalar float32 tensor in ``[0, 1]``.
+
+    Raises:
+        ValueError: unknown kind, a missing input the kind needs, or mismatched shapes.
+    """
+    _check_kind(kind)
+    if map1.shape != map2.shape or map1.dim() != 3:
+        raise ValueError(
+            f"attention_fusion_loss: map1 and map2 must be (B, h, w) of the same shape, got "
+            f"{tuple(map1.shape)} and {tuple(map2.shape)}."
+        )
+    a1 = minmax_normalize(map1, eps)
+    a2 = minmax_normalize(map2, eps)
+    if kind == "consistency":
+        return (a1 - a2).abs().mean()
+    if full_map is None:
+        raise ValueError(f"attention_fusion_loss: kind={kind!r} needs full_map (a full-image pass).")
+    if full_map.shape != map1.shape:
+        raise ValueError(
+            f"attention_fusion_loss: full_map has shape {tuple(full_map.shape)}, the branch maps "
+            f"{tuple(map1.shape)}."
+        )
+    a_full = minmax_normalize(full_map, eps)
+    if kind == "stitched":
+        if mask is None:
+            raise ValueError("attention_fusion_loss: kind='stitched' needs the complementary mask.")
+        m = downsample_mask(mask, tuple(map1.shape[-2:])).to(a1.device)
+        target = m * a1 + (1.0 - m) * a2
+    else:  # "max"
+        target = torch.maximum(a1, a2)
+    # The target is renormalised too, so that the loss compares shapes only and is 0 exactly
+    # when the full map is (an affine copy of) the target.
+    target = minmax_normalize(target.detach(), eps)
+    return (a_full - target).abs().mean()
+
+
+class AttentionFusionLoss(nn.Module):
+    r"""Module form of :func:`attention_fusion_loss` with a weight :math:`\lambda`.
+
+    Args:
+        kind: ``"stitched"`` (default), ``"consistency"`` or ``"max"``.
+        weight: :math:`\lambda`, the loss is ``weight * attention_fusion_loss(...)``.
+    """
+
+    def __init__(self, kind: str = "stitched", weight: float = 1.0) -> None:
+        super().__init__()
+        self.kind = _check_kind(kind)
+        self.weight = float(weight)
+
+    @property
+    def needs_full_map(self) -> bool:
+        """Whether this kind needs a third, full-image pass."""
+        return needs_full_map(self.kind)
+
+    def forward(
+        self,
+        full_map: torch.Tensor | None,
+        map1: torch.Tensor,
+        map2: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Weighted loss; see :func:`attention_fusion_loss` for the arguments."""
+        return self.weight * attention_fusion_loss(self.kind, full_map, map1, map2, mask)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, weight={self.weight}"

@@ -1,0 +1,619 @@
+r"""The training loop: :class:`Trainer` (bring your own model and loaders) and :func:`fit` (a config).
+
+Optimisation follows the reference WSOL benchmark: SGD with momentum 0.9 (Nesterov), weight decay,
+a learning rate multiplied by ``new_layer_lr_mult`` for newly added layers
+(``model.param_groups``), and a step (or cosine) schedule evaluated per optimisation step
+:math:`s` with :math:`S` steps per epoch:
+
+.. math::
+    \eta_s = \eta_0 \cdot \gamma^{\lfloor \lfloor s / S \rfloor / k \rfloor} \quad\text{(step)},
+    \qquad
+    \eta_s = \eta_0 \cdot \tfrac12\bigl(1 + \cos(\pi s / (S E))\bigr) \quad\text{(cosine)}.
+
+Nothing is lost: ``last.pt`` is written atomically at the end of every epoch and every
+``checkpoint_every_steps`` steps mid-epoch, with everything needed to continue exactly where the
+run stopped (model, optimizer, scheduler, epoch, step, running statistics, RNG states). The data
+order of epoch ``e`` depends only on ``(seed, e)`` (:class:`ResumableDistributedSampler`), and the
+DataLoader's own generator is reseeded from ``(seed, e)`` at the start of each epoch, so on the
+CPU a resumed run ends with the same numbers as an uninterrupted one. (With ``num_workers > 0``
+and random augmentation, a resume *mid-epoch* re-assigns batches to workers and the augmentation
+draws differ; resumes at an epoch boundary stay exact.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from cirlib.config import ExperimentConfig, config_to_dict, save_config
+from cirlib.engine.checkpoint import (
+    CHECKPOINT_FORMAT,
+    capture_rng_state,
+    read_checkpoint,
+    restore_rng_state,
+)
+from cirlib.engine.distributed import (
+    LossAdapter,
+    ResumableDistributedSampler,
+    ShardSampler,
+    all_reduce_sum,
+    barrier,
+    gather_objects,
+    get_rank,
+    get_world_size,
+    init_distributed,
+    is_distributed,
+    is_main_process,
+)
+from cirlib.engine.evaluation import evaluate_model, progress_disabled
+from cirlib.utils import atomic_torch_save, atomic_write_json, resolve_device, seed_everything
+
+__all__ = [
+    "NonFiniteLossError",
+    "RunResult",
+    "Trainer",
+    "build_eval_loader",
+    "build_optimizer",
+    "build_scheduler",
+    "build_train_loader",
+    "fit",
+]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+
+
+@dataclass
+class RunResult:
+    """What a training run returns.
+
+    Attributes:
+        output_dir: the run folder (``config.yaml``, ``last.pt``, ``best.pt``, ``final.pt``,
+            ``metrics.json``).
+        history: one dict per epoch (``epoch``, ``lr``, ``train`` stats, ``val`` metrics, ``time_s``).
+        test: metrics of the final model on ``eval.split`` (None when not evaluated).
+        best: ``{"metric", "value", "epoch"}`` of ``best.pt`` (None without validation).
+        metrics_path: path of ``metrics.json`` (None when nothing was written).
+        model: the trained model (unwrapped), for notebooks.
+    """
+
+    output_dir: Path | None
+    history: list[dict] = field(default_factory=list)
+    test: dict | None = None
+    best: dict | None = None
+    metrics_path: Path | None = None
+    model: nn.Module | None = None
+
+
+# ----------------------------------------------------------------------------- builders
+
+
+def build_optimizer(model: nn.Module, train_cfg) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov, weight decay) over ``model.param_groups(lr, new_layer_lr_mult)``."""
+    if hasattr(model, "param_groups"):
+        groups = model.param_groups(train_cfg.lr, train_cfg.new_layer_lr_mult)
+    else:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": train_cfg.lr}]
+    return torch.optim.SGD(
+        groups,
+        lr=train_cfg.lr,
+        momentum=train_cfg.momentum,
+        nesterov=train_cfg.nesterov,
+        weight_decay=train_cfg.weight_decay,
+    )
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, train_cfg, steps_per_epoch: int):
+    """A per-step ``LambdaLR`` implementing the ``step`` / ``cosine`` / ``constant`` schedules."""
+    steps_per_epoch = max(1, int(steps_per_epoch))
+    total = steps_per_epoch * train_cfg.epochs
+    kind, step_every, decay = train_cfg.lr_schedule, train_cfg.lr_step, train_cfg.lr_decay
+
+    def factor(step: int) -> float:
+        if kind == "step":
+            return decay ** ((step // steps_per_epoch) // step_every)
+        if kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _limit(dataset, limit: int | None):
+    if limit is None or limit >= len(dataset):
+        return dataset
+    return Subset(dataset, range(limit))
+
+
+def _collate():
+    from cirlib.data import collate_wsol
+
+    return collate_wsol
+
+
+def build_train_loader(
+    dataset, batch_size: int, seed: int = 0, num_workers: int = 0, pin_memory: bool = False, drop_last: bool = True
+) -> DataLoader:
+    """A training loader whose order depends only on ``(seed, epoch)`` and that resumes mid-epoch.
+
+    Uses :class:`ResumableDistributedSampler` (sharded across ranks under ``torchrun``) and a
+    dedicated generator, so the global RNG is not touched by the loader.
+    """
+    sampler = ResumableDistributedSampler(dataset, shuffle=True, seed=seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        collate_fn=_collate(),
+        generator=generator,
+        persistent_workers=False,
+    )
+
+
+def build_eval_loader(dataset, batch_size: int, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """An evaluation loader in dataset order; under ``torchrun`` each rank gets its shard."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=ShardSampler(len(dataset)),
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        collate_fn=_collate(),
+    )
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """Train a WSOL model with checkpoints, resume, validation and optional DDP.
+
+    Usable from notebooks with an already-built model and loaders::
+
+        trainer = Trainer(model, train_loader, config, val_loader=val_loader, output_dir=None)
+        result = trainer.fit()
+
+    With ``output_dir=None`` nothing is written (no checkpoints, no resume). For exact resume
+    build the training loader with :func:`build_train_loader`.
+
+    Args:
+        model: a WSOL model (model contract: ``training_loss``, ``forward(..., return_cam)``,
+            ``param_groups``).
+        train_loader: yields ``collate_wsol`` batches.
+        config: the experiment config (only ``seed``, ``train`` and ``eval`` are used here);
+            defaults to :class:`ExperimentConfig`'s.
+        val_loader: evaluated every ``train.eval_every`` epochs to select ``best.pt``.
+        output_dir: run folder; defaults to ``config.resolved_output_dir()`` when ``config`` is
+            given, pass ``None`` explicitly via ``write=False`` to keep everything in memory.
+        device: overrides ``config.device``.
+        progress: tqdm progress bars (also off with ``TQDM_DISABLE``).
+        write: write files (rank 0 only in any case).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_loader,
+        config: ExperimentConfig | None = None,
+        val_loader=None,
+        output_dir: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+        progress: bool = True,
+        write: bool = True,
+    ) -> None:
+        self.config = config if config is not None else ExperimentConfig()
+        self.tcfg = self.config.train
+        self.device = resolve_device(device if device is not None else self.config.device)
+        self.on_cuda = self.device.type == "cuda"
+        self.amp = self.tcfg.amp == "bf16" and self.on_cuda
+        self.channels_last = self.tcfg.channels_last and self.on_cuda
+        self.model = model.to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.train_loader = train_loader
+        self.val_loader = val_loader
+        self.progress = progress
+        self.write = write and is_main_process()
+        self.output_dir = Path(output_dir) if output_dir is not None else self.config.resolved_output_dir()
+        if not write:
+            self.output_dir = None
+        self.sampler = getattr(train_loader, "sampler", None)
+        if getattr(train_loader, "generator", None) is None:
+            generator = torch.Generator()
+            generator.manual_seed(self.config.seed)
+            train_loader.generator = generator
+        self.steps_per_epoch = len(train_loader)
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                "Trainer: the training loader has no batches (dataset smaller than data.batch_size with "
+                "drop_last?). Lower data.batch_size or raise data.train_limit."
+            )
+        self.optimizer = build_optimizer(self.model, self.tcfg)
+        self.scheduler = build_scheduler(self.optimizer, self.tcfg, self.steps_per_epoch)
+        self.loss_module: nn.Module = LossAdapter(self.model)
+        if is_distributed():
+            self.loss_module = nn.parallel.DistributedDataParallel(
+                self.loss_module,
+                device_ids=[self.device.index if self.device.index is not None else 0] if self.on_cuda else None,
+                find_unused_parameters=self.tcfg.find_unused_parameters,
+            )
+        self.epoch = 0  # index of the epoch in progress
+        self.step_in_epoch = 0  # batches of the current epoch already trained on
+        self.global_step = 0
+        self.stats: dict[str, float] = {}
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.last_checkpoint: Path | None = None
+
+    # --------------------------------------------------------------- checkpoints
+
+    def _path(self, name: str) -> Path | None:
+        return None if self.output_dir is None else self.output_dir / name
+
+    def state_dict(self, kind: str) -> dict:
+        """Everything needed to continue training (see module docs)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "kind": kind,
+            "config": config_to_dict(self.config),
+            "num_classes": int(getattr(self.model, "num_classes", 0)),
+            "method": getattr(self.model, "method", None),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "stats": dict(self.stats),
+            "history": list(self.history),
+            "best": self.best,
+            "world_size": get_world_size(),
+            "rng": None,  # filled by save_checkpoint (every rank's state)
+        }
+
+    def save_checkpoint(self, name: str = "last.pt", kind: str = "last") -> Path | None:
+        """Write a checkpoint atomically (rank 0); every rank contributes its RNG state."""
+        rngs = gather_objects(capture_rng_state())
+        if not self.write or self.output_dir is None:
+            return None
+        state = self.state_dict(kind)
+        state["rng"] = rngs
+        path = atomic_torch_save(state, self.output_dir / name)
+        if name == "last.pt":
+            self.last_checkpoint = path
+        return path
+
+    def load_state(self, ckpt: dict) -> None:
+        """Restore a checkpoint written by :meth:`save_checkpoint`."""
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.epoch = int(ckpt["epoch"])
+        self.step_in_epoch = int(ckpt["step_in_epoch"])
+        self.global_step = int(ckpt["global_step"])
+        self.stats = dict(ckpt.get("stats") or {})
+        self.history = list(ckpt.get("history") or [])
+        self.best = ckpt.get("best")
+        rngs = ckpt.get("rng") or []
+        if rngs:
+            rank = get_rank()
+            restore_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
+
+    def resume(self, path: str | os.PathLike | None = None) -> bool:
+        """Continue from ``path`` (default ``<output_dir>/last.pt``); False when there is none."""
+        path = Path(path) if path is not None else self._path("last.pt")
+        if path is None or not path.is_file():
+            return False
+        ckpt = read_checkpoint(path, map_location=self.device)
+        stored = ckpt.get("config", {}).get("model", {})
+        current = config_to_dict(self.config)["model"]
+        for key in ("method", "arch"):
+            if stored.get(key) != current.get(key):
+                raise ValueError(
+                    f"Cannot resume from {path}: it was trained with model.{key}={stored.get(key)!r} but the "
+                    f"config says {current.get(key)!r}. Use another output_dir or drop --resume."
+                )
+        self.load_state(ckpt)
+        self.last_checkpoint = path
+        self._log(
+            f"Resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}/{self.steps_per_epoch} "
+            f"(global step {self.global_step})."
+        )
+        return True
+
+    # --------------------------------------------------------------- helpers
+
+    def _log(self, message: str) -> None:
+        if is_main_process():
+            tqdm.write(f"[cirlib] {message}")
+
+    def _autocast(self):
+        if self.amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _write_metrics(self, status: str, test: dict | None = None, extra: dict | None = None) -> Path | None:
+        if not self.write or self.output_dir is None:
+            return None
+        payload = {
+            "name": self.config.name,
+            "status": status,
+            "epochs_completed": self.epoch,
+            "global_step": self.global_step,
+            "device": str(self.device),
+            "world_size": get_world_size(),
+            "best": self.best,
+            "history": self.history,
+            "test": test,
+        }
+        if extra:
+            payload.update(extra)
+        return atomic_write_json(self.output_dir / "metrics.json", payload)
+
+    def _start_epoch(self) -> None:
+        if isinstance(self.sampler, ResumableDistributedSampler):
+            self.sampler.set_epoch(self.epoch)
+            self.sampler.set_start(self.step_in_epoch * self.train_loader.batch_size)
+        elif hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(self.epoch)
+        if self.train_loader.generator is not None:
+            self.train_loader.generator.manual_seed(self.config.seed * 100003 + self.epoch)
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        bad = torch.tensor([0.0 if bool(torch.isfinite(loss.detach()).all()) else 1.0], device=self.device)
+        if float(all_reduce_sum(bad).item()) == 0.0:
+            return
+        where = (
+            f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1}/{self.steps_per_epoch} "
+            f"(global step {self.global_step + 1})"
+        )
+        if self.last_checkpoint is not None:
+            kept = f"The last good checkpoint, {self.last_checkpoint}, is kept unchanged."
+        else:
+            kept = "No checkpoint had been written yet."
+        message = (
+            f"Training stopped: the loss became {float(loss.detach().float())} at {where}. {kept} "
+            "Try a lower train.lr, train.amp=none, or check the inputs for NaN; `--resume` continues "
+            "from the last checkpoint."
+        )
+        self._write_metrics("stopped: non-finite loss", extra={"error": message})
+        raise NonFiniteLossError(message)
+
+    # --------------------------------------------------------------- training
+
+    def train_one_epoch(self) -> dict:
+        """Train on the rest of the current epoch; returns the epoch's statistics (all ranks)."""
+        self.model.train()
+        self._start_epoch()
+        every = self.tcfg.checkpoint_every_steps
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=self.step_in_epoch,
+            desc=f"epoch {self.epoch + 1}/{self.tcfg.epochs}",
+            leave=False,
+            disable=progress_disabled(self.progress),
+        )
+        for batch in self.train_loader:
+            images = batch["image"].to(self.device, non_blocking=True)
+            labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                out = self.loss_module(images, labels)
+            loss = out["loss"]
+            self._check_finite(loss)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step_in_epoch += 1
+            self.global_step += 1
+            self._accumulate(out, labels)
+            if (self.step_in_epoch % self.tcfg.log_every == 0) or self.step_in_epoch == self.steps_per_epoch:
+                bar.set_postfix(loss=f"{self.stats['loss_sum'] / max(1, self.stats['n']):.4f}")
+            bar.update(1)
+            if every and self.global_step % every == 0 and self.step_in_epoch < self.steps_per_epoch:
+                self.save_checkpoint("last.pt", kind="mid-epoch")
+        bar.close()
+        return self._epoch_stats()
+
+    def _accumulate(self, out: dict, labels: torch.Tensor) -> None:
+        n = int(labels.shape[0])
+        s = self.stats
+        s["n"] = s.get("n", 0.0) + n
+        s["loss_sum"] = s.get("loss_sum", 0.0) + float(out["loss"].detach().float()) * n
+        logits = out.get("logits")
+        if logits is not None:
+            s["correct"] = s.get("correct", 0.0) + float((logits.detach().argmax(1) == labels).sum())
+        for key, value in out.items():
+            if key in ("loss", "logits"):
+                continue
+            if isinstance(value, torch.Tensor):
+                if value.numel() != 1:
+                    continue
+                value = float(value.detach().float())
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                s[f"sum:{key}"] = s.get(f"sum:{key}", 0.0) + float(value) * n
+
+    def _epoch_stats(self) -> dict:
+        keys = sorted(self.stats)
+        totals = torch.tensor([self.stats[k] for k in keys], dtype=torch.float64)
+        if is_distributed():
+            totals = all_reduce_sum(totals.to(self.device)).cpu()
+        agg = dict(zip(keys, totals.tolist()))
+        n = max(1.0, agg.get("n", 0.0))
+        out = {"loss": agg.get("loss_sum", 0.0) / n, "images": int(agg.get("n", 0))}
+        if "correct" in agg:
+            out["top1"] = 100.0 * agg["correct"] / n
+        for key, value in agg.items():
+            if key.startswith("sum:"):
+                out[key[4:]] = value / n
+        return out
+
+    def evaluate(self, loader, desc: str = "eval") -> dict:
+        """Evaluate the current model on ``loader`` (see :func:`evaluate_model`)."""
+        return evaluate_model(
+            self.model,
+            loader,
+            device=self.device,
+            iou_thresholds=tuple(self.config.eval.iou_thresholds),
+            cam_interval=self.config.eval.cam_interval,
+            amp=self.amp,
+            channels_last=self.channels_last,
+            progress=self.progress,
+            desc=desc,
+        )
+
+    def fit(self, resume: bool = False) -> RunResult:
+        """Train for ``train.epochs`` epochs (from the last checkpoint with ``resume=True``)."""
+        if self.write and self.output_dir is not None:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.output_dir / "config.yaml")
+        if resume and not self.resume():
+            self._log(f"--resume: no checkpoint in {self.output_dir}; starting from scratch.")
+        barrier()
+        while self.epoch < self.tcfg.epochs:
+            start = time.perf_counter()
+            train_stats = self.train_one_epoch()
+            entry: dict[str, Any] = {
+                "epoch": self.epoch + 1,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "train": train_stats,
+            }
+            evaluate_now = (
+                self.val_loader is not None
+                and self.tcfg.eval_every > 0
+                and ((self.epoch + 1) % self.tcfg.eval_every == 0 or self.epoch + 1 == self.tcfg.epochs)
+            )
+            if evaluate_now:
+                entry["val"] = self.evaluate(self.val_loader, desc="val")
+            entry["time_s"] = time.perf_counter() - start
+            self.history.append(entry)
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self.stats = {}
+            improved = False
+            if "val" in entry:
+                metric = self.config.eval.best_metric
+                value = entry["val"].get(metric)
+                if value is not None and (self.best is None or value > self.best["value"]):
+                    self.best = {"metric": metric, "value": value, "epoch": self.epoch}
+                    improved = True
+            self.save_checkpoint("last.pt", kind="epoch")
+            if improved:
+                self.save_checkpoint("best.pt", kind="best")
+            self._write_metrics("running")
+            msg = f"epoch {self.epoch}/{self.tcfg.epochs}: loss {train_stats['loss']:.4f}"
+            if "top1" in train_stats:
+                msg += f", train top-1 {train_stats['top1']:.1f}"
+            if "val" in entry:
+                val = entry["val"]
+                msg += f", val top-1 {val['top1']:.1f}, MaxBoxAccV2 {val.get('maxboxacc_v2', float('nan')):.1f}"
+            self._log(msg)
+        self.save_checkpoint("final.pt", kind="final")
+        path = self._write_metrics("completed")
+        return RunResult(
+            output_dir=self.output_dir, history=self.history, best=self.best, metrics_path=path, model=self.model
+        )
+
+
+# ----------------------------------------------------------------------------- fit(config)
+
+
+def _build_data(config: ExperimentConfig, split: str, train: bool):
+    from cirlib.data import build_dataset
+
+    d = config.data
+    dataset = build_dataset(d.name, split, root=d.root, image_size=d.image_size, **d.options)
+    return _limit(dataset, d.train_limit if train else d.eval_limit)
+
+
+def _build_model(config: ExperimentConfig, num_classes: int):
+    from cirlib.methods import build_model
+
+    m = config.model
+    return build_model(
+        m.method, m.arch, num_classes, pretrained=m.pretrained, image_size=config.data.image_size, **m.options
+    )
+
+
+def _num_classes(dataset) -> int:
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    return int(base.num_classes)
+
+
+def fit(config: ExperimentConfig, resume: bool = False, progress: bool = True) -> RunResult:
+    """Train and evaluate one experiment described by ``config``.
+
+    Builds the datasets (``cirlib.data.build_dataset``), the model (``cirlib.methods.build_model``),
+    seeded loaders and a :class:`Trainer`; trains (validating on ``eval.val_split`` to keep
+    ``best.pt``), evaluates the final model on ``eval.split`` and writes ``metrics.json``. Under
+    ``torchrun`` it runs DDP (gloo on the CPU, nccl on CUDA); only rank 0 writes.
+
+    Args:
+        config: the experiment (see :mod:`cirlib.config`).
+        resume: continue from ``<output_dir>/last.pt`` when it exists.
+        progress: tqdm progress bars.
+
+    Returns:
+        A :class:`RunResult` (the same numbers on every rank).
+    """
+    config.validate()
+    device = resolve_device(config.device)
+    created_group = init_distributed(device.type)
+    try:
+        if is_distributed() and device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        seed_everything(config.seed)
+        train_set = _build_data(config, "train", train=True)
+        num_classes = config.model.num_classes or _num_classes(train_set)
+        model = _build_model(config, num_classes)
+        # Each rank draws its own hiding masks; the data order is seeded separately.
+        torch.manual_seed(config.seed + 1000 * get_rank())
+        pin = config.data.pin_memory and device.type == "cuda"
+        train_loader = build_train_loader(
+            train_set, config.data.batch_size, seed=config.seed, num_workers=config.data.num_workers,
+            pin_memory=pin,
+        )
+        val_loader = None
+        if config.eval.val_split is not None and config.train.eval_every > 0:
+            val_set = _build_data(config, config.eval.val_split, train=False)
+            val_loader = build_eval_loader(val_set, config.data.eval_batch_size, config.data.num_workers, pin)
+        trainer = Trainer(
+            model, train_loader, config, val_loader=val_loader, output_dir=config.resolved_output_dir(),
+            device=device, progress=progress,
+        )
+        result = trainer.fit(resume=resume)
+        test_set = _build_data(config, config.eval.split, train=False)
+        test_loader = build_eval_loader(test_set, config.data.eval_batch_size, config.data.num_workers, pin)
+        result.test = trainer.evaluate(test_loader, desc=config.eval.split)
+        result.metrics_path = trainer._write_metrics("completed", test=result.test)
+        t = result.test
+        trainer._log(
+            f"{config.eval.split}: top-1 {t['top1']:.2f}, MaxBoxAcc "
+            + "/".join(f"{v:.1f}" for v in (t.get("maxboxacc") or {}).values())
+            + f", MaxBoxAccV2 {t.get('maxboxacc_v2', float('nan')):.2f}"
+            + (f", PxAP {t['pxap']:.2f}" if t.get("pxap") is not None else "")
+            + (f" -> {result.metrics_path}" if result.metrics_path else "")
+        )
+        barrier()
+        return result
+    finally:
+        if created_group:
+            torch.distributed.destroy_process_group()

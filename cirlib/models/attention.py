@@ -226,11 +226,14 @@ class SpatialSelfAttention(nn.Module):
     ``scale`` (see :func:`bounded_scale`). Both modes are equivariant to permutations of the
     positions (1x1 convs act per position).
 
-    Memory. :math:`S` has :math:`N^2` entries per image (:math:`N = hw`), stored in float32
-    and kept for the backward pass (twice: energy and softmax): it grows as :math:`N^2`,
-    i.e. as the *fourth* power of the feature-map side. A 28x28 map (ResNet50 / VGG16 at
-    224 px in the CAM setting) gives :math:`N = 784`, 2.5 MB per image per matrix; 56x56
-    would be 39 MB per image. ``benchmarks/ssam_memory.py`` measures it per backbone.
+    Memory. :math:`S` has :math:`N^2` entries per image (:math:`N = hw`), in float32: the
+    forward briefly holds two such matrices (energy and softmax) and autograd keeps one for
+    the backward pass. It grows as :math:`N^2`, i.e. as the *fourth* power of the
+    feature-map side. At 224 px: 14x14 maps (VGG16-GAP, ResNet50 with stride-1 ``layer4``)
+    give :math:`N = 196`, 0.15 MiB per image; 28x28 (ResNet50 ``large_feature_map``)
+    :math:`N = 784`, 2.3 MiB; 56x56 (the toy ``small_cnn`` at 224 px) 37.5 MiB per image,
+    2.3 GiB for a batch of 64. ``benchmarks/ssam_memory.py`` computes and measures it for
+    every backbone.
 
     Args:
         channels: :math:`C`, channels of the input features.

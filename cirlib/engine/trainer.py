@@ -287,9 +287,30 @@ class Trainer:
             "rng": None,  # filled by save_checkpoint (every rank's state)
         }
 
+    def _model_generators(self) -> dict[str, torch.Generator]:
+        """``torch.Generator`` attributes of the model's modules (e.g. a method's mask generator)."""
+        found = {}
+        for name, module in self.model.named_modules():
+            for attr, value in vars(module).items():
+                if isinstance(value, torch.Generator):
+                    found[f"{name}.{attr}" if name else attr] = value
+        return found
+
+    def _capture_rng(self) -> dict:
+        state = capture_rng_state()
+        state["model_generators"] = {k: g.get_state() for k, g in self._model_generators().items()}
+        return state
+
+    def _restore_rng(self, state: dict) -> None:
+        restore_rng_state(state)
+        generators = self._model_generators()
+        for key, value in (state.get("model_generators") or {}).items():
+            if key in generators:
+                generators[key].set_state(value)
+
     def save_checkpoint(self, name: str = "last.pt", kind: str = "last") -> Path | None:
         """Write a checkpoint atomically (rank 0); every rank contributes its RNG state."""
-        rngs = gather_objects(capture_rng_state())
+        rngs = gather_objects(self._capture_rng())
         if not self.write or self.output_dir is None:
             return None
         state = self.state_dict(kind)
@@ -313,7 +334,7 @@ class Trainer:
         rngs = ckpt.get("rng") or []
         if rngs:
             rank = get_rank()
-            restore_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
+            self._restore_rng(rngs[rank] if rank < len(rngs) else rngs[0])
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
         """Continue from ``path`` (default ``<output_dir>/last.pt``); False when there is none."""

@@ -1,0 +1,390 @@
+r"""The two-branch complementary model: shared backbone, optional CAAM / SSAM, fusion loss.
+
+Training (one batch). A patch side :math:`s` is drawn per batch and each image is split into
+a complementary pair (:func:`~cirlib.methods.masks.complementary_pair`),
+:math:`I_1 = M \odot I + (1 - M)\mu`, :math:`I_2 = (1 - M) \odot I + M \mu`. Both go through the
+shared backbone :math:`f`; optionally the two branches exchange channel information (CAAM,
+:class:`~cirlib.models.attention.ChannelAssistedAttention`) and each attends over its own
+positions (SSAM, :class:`~cirlib.models.attention.SpatialSelfAttention`, one module shared by the
+branches). The two are aggregated per branch,
+
+.. math::
+
+    F^t = F^c + F^s \quad (\text{``sum''}), \qquad F^t = \tfrac12 (F^c + F^s) \quad (\text{``mean''}),
+
+with :math:`F^c = F` when CAAM is off and :math:`F^s = F` when SSAM is off (and :math:`F^t = F`
+when both are off). Each branch has its own CAM classifier (1x1 conv + GAP; ``classifier="two"``)
+or both share one (``"shared"``), and
+
+.. math::
+
+    \mathcal{L} = \mathrm{CE}(y_1, y) + \mathrm{CE}(y_2, y) + \lambda \, \mathcal{L}_{af},
+
+:math:`\mathcal{L}_{af}` the attention-based fusion loss of :mod:`cirlib.methods.fusion_loss` on the
+ground-truth-class maps (``"stitched"`` and ``"max"`` add a third pass with the full image).
+
+Inference. No mask: the full image goes through the network, as *both* branches (CAAM then
+attends from the image's channels to its own channels). The logits are the mean of the
+classifiers' logits; the CAM of each classifier is min-max normalised per image and class and
+the maps are fused (``cam_fusion="max"``, ACoL-style, or ``"mean"``). Nothing random happens at
+inference.
+
+The paper does not pin down placement, scales, the SSAM variant, the aggregation, the CAM source
+or the fusion loss: every such choice is a named option below, listed with its default, reason
+and evidence in ``docs/reconstruction.md``. The defaults avoid what the literal reading does on
+the synthetic data (DESIGN section 3: attention after the last conv block, unbounded scales and an
+additive SSAM wreck localization): the modules sit before the last conv block, scales are bounded
+with ``tanh`` and SSAM acts as a spatial gate. ``attention_at="late"``, ``attention_scale="linear"``,
+``ssam_mode="additive"``, ``aggregation="sum"`` give the literal reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cirlib.methods.base import WSOLModel
+from cirlib.methods.fusion_loss import FUSION_LOSSES, attention_fusion_loss, needs_full_map
+from cirlib.methods.masks import (
+    HAS_PATCH_SIZES,
+    HAS_REFERENCE_SIZE,
+    complementary_pair,
+    sample_patch_size,
+    scale_patch_sizes,
+)
+from cirlib.models.attention import (
+    CAAM_ENERGIES,
+    SCALES,
+    SSAM_MODES,
+    ChannelAssistedAttention,
+    SpatialSelfAttention,
+)
+from cirlib.models.heads import CAMHead, select_class_maps
+
+__all__ = [
+    "AGGREGATIONS",
+    "ATTENTION_PLACEMENTS",
+    "CAM_FUSIONS",
+    "CAM_SOURCES",
+    "CLASSIFIERS",
+    "ComplementaryModel",
+    "normalize_class_maps",
+]
+
+ATTENTION_PLACEMENTS = ("early", "late")
+CAM_SOURCES = ("attended", "backbone")
+CLASSIFIERS = ("two", "shared")
+CAM_FUSIONS = ("max", "mean")
+AGGREGATIONS = ("mean", "sum")
+
+
+def _choice(name: str, value: Any, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ValueError(
+            f"ComplementaryModel: unknown {name}={value!r}. Valid values: {', '.join(map(repr, valid))} "
+            "(see docs/reconstruction.md)."
+        )
+    return value
+
+
+def normalize_class_maps(maps: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    r"""Min-max normalise every ``(image, class)`` map of ``(B, K, h, w)`` to :math:`[0, 1]` (float32)."""
+    flat = maps.float().flatten(2)
+    lo = flat.amin(dim=2, keepdim=True)
+    hi = flat.amax(dim=2, keepdim=True)
+    return ((flat - lo) / (hi - lo + eps)).view(maps.shape)
+
+
+class ComplementaryModel(WSOLModel):
+    r"""Two complementary branches with a shared backbone (see the module docstring).
+
+    Args:
+        backbone: a :class:`~cirlib.models.backbones.Backbone` (``early``, ``late``,
+            ``early_channels``, ``out_channels``).
+        num_classes: number of classes :math:`K`.
+        use_caam: add the cross-branch channel attention (CAAM).
+        use_ssam: add the spatial self-attention (SSAM).
+        fusion_loss: ``None`` (no fusion loss) or a kind of
+            :data:`~cirlib.methods.fusion_loss.FUSION_LOSSES` (``"stitched"``, ``"consistency"``, ``"max"``).
+        fusion_weight: :math:`\lambda`, weight of the fusion loss.
+        patch_sizes: patch sides in pixels; ``None`` = HaS's ``(0, 16, 32, 44, 56)`` scaled from
+            224 px to each batch's shorter side (``(0, 5, 9, 13, 16)`` at 64 px). A side of 0 means
+            :math:`I_1 = I`, :math:`I_2 = \mu`.
+        hide_prob: probability :math:`p` that a patch is hidden from :math:`I_1` (shown in :math:`I_2`).
+        fill: :math:`\mu`, value of hidden pixels (0 for normalised images), scalar or per channel.
+        classifier: ``"two"`` parallel classifiers (one per branch) or one ``"shared"``.
+        cam_fusion: fusion of the classifiers' normalised CAMs at inference, ``"max"`` or ``"mean"``.
+        attention_at: ``"early"``: CAAM/SSAM between ``backbone.early`` and ``backbone.late`` (the
+            last conv block then works on attended features and can restore locality);
+            ``"late"``: after the whole backbone (literal reading).
+        cam_from: ``"attended"``: CAMs (inference and fusion loss) from the classifier applied to
+            the aggregated features :math:`F^t`; ``"backbone"``: from the same classifier applied
+            to features the attention did not touch (``late(early(x))``), while the logits still
+            come from :math:`F^t`.
+        ssam_mode: ``"gate"`` (SSAM's attention as a multiplicative spatial gate, no mixing across
+            positions) or ``"additive"`` (literal DANet position attention).
+        attention_scale: parametrisation of ``gamma`` and ``beta``: ``"tanh"`` (bounded to
+            ``(-scale_bound, scale_bound)``) or ``"linear"`` (literal, unbounded).
+        scale_bound: the bound of the ``"tanh"`` scale.
+        aggregation: ``"mean"`` (:math:`(F^c + F^s)/2`, the identity at initialisation) or
+            ``"sum"`` (literal :math:`F^c + F^s`, :math:`2F` at initialisation); only used when
+            at least one module is on.
+        caam_energy: ``"softmax"`` of :math:`X X_2^T` (default) or DANet's ``"danet"`` (``max - E``).
+        ssam_reduction: query/key channel reduction of SSAM (8 in DANet).
+
+    Attributes:
+        caam: the CAAM module or ``None``; ``ssam``: the SSAM module or ``None``.
+        heads: ``nn.ModuleList`` of one or two :class:`~cirlib.models.heads.CAMHead`.
+        generator: optional CPU ``torch.Generator`` for patch sizes and masks (``None``: global).
+        last_mask: the ``(B, 1, H, W)`` mask of the latest training batch (for notebooks).
+        last_patch_size: the patch side of the latest training batch.
+    """
+
+    method = "complementary"
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        *,
+        use_caam: bool = False,
+        use_ssam: bool = False,
+        fusion_loss: str | None = None,
+        fusion_weight: float = 1.0,
+        patch_sizes: Sequence[int] | None = None,
+        hide_prob: float = 0.5,
+        fill: float | Sequence[float] = 0.0,
+        classifier: str = "two",
+        cam_fusion: str = "max",
+        attention_at: str = "early",
+        cam_from: str = "attended",
+        ssam_mode: str = "gate",
+        attention_scale: str = "tanh",
+        scale_bound: float = 1.0,
+        aggregation: str = "mean",
+        caam_energy: str = "softmax",
+        ssam_reduction: int = 8,
+    ) -> None:
+        super().__init__(backbone, num_classes)
+        if fusion_loss is not None and fusion_loss not in FUSION_LOSSES:
+            raise ValueError(
+                f"ComplementaryModel: unknown fusion_loss={fusion_loss!r}. Valid values: None, "
+                f"{', '.join(map(repr, FUSION_LOSSES))} (see docs/reconstruction.md)."
+            )
+        if patch_sizes is not None:
+            patch_sizes = tuple(int(s) for s in patch_sizes)
+            if not patch_sizes or any(s < 0 for s in patch_sizes):
+                raise ValueError(
+                    f"ComplementaryModel: patch_sizes must be non-empty and >= 0 (0 = no split), got {patch_sizes!r}."
+                )
+        if not 0.0 <= float(hide_prob) <= 1.0:
+            raise ValueError(f"ComplementaryModel: hide_prob must be in [0, 1], got {hide_prob!r}.")
+        if float(fusion_weight) < 0:
+            raise ValueError(f"ComplementaryModel: fusion_weight (lambda) must be >= 0, got {fusion_weight!r}.")
+        self.use_caam, self.use_ssam = bool(use_caam), bool(use_ssam)
+        self.fusion_loss = fusion_loss
+        self.fusion_weight = float(fusion_weight)
+        self.patch_sizes: tuple[int, ...] | None = patch_sizes
+        self.hide_prob = float(hide_prob)
+        self.fill = fill
+        self.classifier = _choice("classifier", classifier, CLASSIFIERS)
+        self.cam_fusion = _choice("cam_fusion", cam_fusion, CAM_FUSIONS)
+        self.attention_at = _choice("attention_at", attention_at, ATTENTION_PLACEMENTS)
+        self.cam_from = _choice("cam_from", cam_from, CAM_SOURCES)
+        self.ssam_mode = _choice("ssam_mode", ssam_mode, SSAM_MODES)
+        self.attention_scale = _choice("attention_scale", attention_scale, SCALES)
+        self.aggregation = _choice("aggregation", aggregation, AGGREGATIONS)
+        _choice("caam_energy", caam_energy, CAAM_ENERGIES)
+
+        channels = backbone.early_channels if self.attention_at == "early" else backbone.out_channels
+        self.caam = (
+            ChannelAssistedAttention(scale=attention_scale, scale_bound=scale_bound, energy=caam_energy)
+            if self.use_caam else None
+        )
+        self.ssam = (
+            SpatialSelfAttention(
+                channels, reduction=ssam_reduction, mode=ssam_mode, scale=attention_scale, scale_bound=scale_bound
+            )
+            if self.use_ssam else None
+        )
+        n_heads = 2 if self.classifier == "two" else 1
+        self.heads = nn.ModuleList(CAMHead(backbone.out_channels, self.num_classes) for _ in range(n_heads))
+        self.generator: torch.Generator | None = None
+        self.last_mask: torch.Tensor | None = None
+        self.last_patch_size: int | None = None
+        if self.use_caam and self.use_ssam:
+            self.method = "full" if fusion_loss else "caam+ssam"
+        elif self.use_caam or self.use_ssam:
+            self.method = "caam" if self.use_caam else "ssam"
+
+    # -- pieces ---------------------------------------------------------------------------------
+    @property
+    def has_attention(self) -> bool:
+        """Whether CAAM or SSAM is on."""
+        return self.caam is not None or self.ssam is not None
+
+    def head(self, branch: int) -> CAMHead:
+        """The classifier of ``branch`` (0 or 1); the same module twice when ``classifier="shared"``."""
+        return self.heads[branch % len(self.heads)]
+
+    def patch_sizes_for(self, height: int, width: int) -> tuple[int, ...]:
+        """The candidate patch sides for ``height x width`` training images."""
+        if self.patch_sizes is not None:
+            return self.patch_sizes
+        return scale_patch_sizes(HAS_PATCH_SIZES, (height, width), HAS_REFERENCE_SIZE)
+
+    def split(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """Draw a patch side and split the batch: ``(I1, I2, M, patch_size)``, ``M`` True where ``I1`` shows."""
+        size = sample_patch_size(self.patch_sizes_for(*images.shape[-2:]), generator=self.generator)
+        fill = torch.as_tensor(self.fill, dtype=images.dtype)
+        i1, i2, mask = complementary_pair(images, size, self.hide_prob, fill=fill, generator=self.generator)
+        return i1, i2, mask, size
+
+    def attend(self, f1: torch.Tensor, f2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Aggregated features :math:`F^t` of both branches from their features at the attention point."""
+        if not self.has_attention:
+            return f1, f2
+        c1, c2 = self.caam(f1, f2) if self.caam is not None else (f1, f2)
+        if self.ssam is not None:
+            s1, s2 = self.ssam(torch.cat([f1, f2])).chunk(2)
+        else:
+            s1, s2 = f1, f2
+        t1, t2 = c1 + s1, c2 + s2
+        if self.aggregation == "mean":
+            t1, t2 = 0.5 * t1, 0.5 * t2
+        return t1, t2
+
+    def _attend_single(self, f: torch.Tensor) -> torch.Tensor:
+        """:math:`F^t` of a full image fed as both branches (CAAM of ``f`` with itself)."""
+        if not self.has_attention:
+            return f
+        c = self.caam(f, f)[0] if self.caam is not None else f
+        s = self.ssam(f) if self.ssam is not None else f
+        t = c + s
+        return 0.5 * t if self.aggregation == "mean" else t
+
+    def branch_features(
+        self, x1: torch.Tensor, x2: torch.Tensor, need_plain: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(F^t_1, F^t_2, plain_1, plain_2)``: aggregated features of both branches, one backbone pass.
+
+        ``plain_*`` (features the attention did not touch, ``late(early(x))``) are computed only
+        when ``need_plain`` is true, else ``None``.
+        """
+        x = torch.cat([x1, x2])
+        plain = None
+        if self.attention_at == "late" or not self.has_attention:
+            f = self.backbone(x)
+            t1, t2 = self.attend(*f.chunk(2))
+            plain = f
+        else:
+            e1, e2 = self.backbone.early(x).chunk(2)
+            a1, a2 = self.attend(e1, e2)
+            t1, t2 = self.backbone.late(torch.cat([a1, a2])).chunk(2)
+            if need_plain:
+                plain = self.backbone.late(torch.cat([e1, e2]))
+        if not need_plain:
+            return t1, t2, None, None
+        p1, p2 = plain.chunk(2)
+        return t1, t2, p1, p2
+
+    def full_features(self, x: torch.Tensor, need_plain: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(F^t, plain)`` of full images (no mask); ``plain`` only when ``need_plain``."""
+        if self.attention_at == "late" or not self.has_attention:
+            f = self.backbone(x)
+            return self._attend_single(f), (f if need_plain else None)
+        e = self.backbone.early(x)
+        t = self.backbone.late(self._attend_single(e))
+        return t, (self.backbone.late(e) if need_plain else None)
+
+    def _cam_features(self, attended: torch.Tensor, plain: torch.Tensor | None) -> torch.Tensor:
+        return plain if (self.cam_from == "backbone" and plain is not None) else attended
+
+    @property
+    def _need_plain(self) -> bool:
+        return self.cam_from == "backbone" and self.has_attention
+
+    # -- contract -------------------------------------------------------------------------------
+    def forward_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, K)`` (mean over classifiers) and the fused class maps ``(B, K, h, w)``.
+
+        With two classifiers each one's maps are min-max normalised per image and class, then
+        fused by ``cam_fusion``; with a shared classifier its raw (bias-free) maps are returned.
+        """
+        t, plain = self.full_features(x, need_plain=self._need_plain)
+        src = self._cam_features(t, plain)
+        logits, maps = [], []
+        for head in self.heads:
+            logits.append(head(t))
+            maps.append(head.maps(src))
+        logit = torch.stack(logits).mean(0)
+        if len(maps) == 1:
+            return logit, maps[0]
+        normed = torch.stack([normalize_class_maps(m) for m in maps])
+        fused = normed.amax(0) if self.cam_fusion == "max" else normed.mean(0)
+        return logit, fused
+
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, return_cam: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Inference on the full image (see :meth:`WSOLModel.forward`); deterministic, no masking."""
+        if not return_cam:
+            t, _ = self.full_features(x)
+            return torch.stack([head(t) for head in self.heads]).mean(0)
+        return super().forward(x, labels=labels, return_cam=True)
+
+    def training_loss(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+        r"""Complementary split, both branches, :math:`\mathrm{CE}_1 + \mathrm{CE}_2 + \lambda \mathcal{L}_{af}`.
+
+        Returns:
+            ``{"loss", "logits" (mean of the two branches, detached), "loss_cls", "loss_fusion",
+            "gamma", "beta", "patch_size"}``; ``gamma`` / ``beta`` are the effective scales
+            (0.0 when the module is off), ``loss_fusion`` is 0.0 without a fusion loss.
+        """
+        i1, i2, mask, size = self.split(images)
+        self.last_mask, self.last_patch_size = mask.detach(), size
+        use_fusion = self.fusion_loss is not None and self.fusion_weight > 0
+        need_plain = use_fusion and self._need_plain
+        t1, t2, p1, p2 = self.branch_features(i1, i2, need_plain=need_plain)
+        h1, h2 = self.head(0), self.head(1)
+        y1, y2 = h1(t1), h2(t2)
+        loss_cls = F.cross_entropy(y1, labels) + F.cross_entropy(y2, labels)
+        loss = loss_cls
+        loss_fusion = torch.zeros((), device=images.device)
+        if use_fusion:
+            a1 = select_class_maps(h1.maps(self._cam_features(t1, p1)), labels)
+            a2 = select_class_maps(h2.maps(self._cam_features(t2, p2)), labels)
+            if needs_full_map(self.fusion_loss):
+                t, plain = self.full_features(images, need_plain=need_plain)
+                src = self._cam_features(t, plain)
+                losses = [
+                    attention_fusion_loss(self.fusion_loss, select_class_maps(head.maps(src), labels), a1, a2, mask)
+                    for head in self.heads
+                ]
+                loss_fusion = torch.stack(losses).mean()
+            else:
+                loss_fusion = attention_fusion_loss(self.fusion_loss, None, a1, a2, mask)
+            loss = loss_cls + self.fusion_weight * loss_fusion
+        return {
+            "loss": loss,
+            "logits": (0.5 * (y1 + y2)).detach(),
+            "loss_cls": float(loss_cls.detach()),
+            "loss_fusion": float(loss_fusion.detach()),
+            "gamma": float(self.caam.effective_gamma.detach()) if self.caam is not None else 0.0,
+            "beta": float(self.ssam.effective_beta.detach()) if self.ssam is not None else 0.0,
+            "patch_size": float(size),
+        }
+
+    def extra_repr(self) -> str:
+        sizes = "auto (HaS set scaled to the image)" if self.patch_sizes is None else self.patch_sizes
+        return (
+            f"{super().extra_repr()}, fusion_loss={self.fusion_loss!r}, fusion_weight={self.fusion_weight}, "
+            f"patch_sizes={sizes}, hide_prob={self.hide_prob}, classifier={self.classifier!r}, "
+            f"cam_fusion={self.cam_fusion!r}, attention_at={self.attention_at!r}, cam_from={self.cam_from!r}, "
+            f"ssam_mode={self.ssam_mode!r}, attention_scale={self.attention_scale!r}, "
+            f"aggregation={self.aggregation!r}"
+        )

@@ -1,0 +1,232 @@
+"""Tests for the two-branch ComplementaryModel (shapes, contract, options, training signal)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cirlib.methods.complementary import ComplementaryModel
+from cirlib.models.backbones import build_backbone
+from cirlib.models.heads import select_class_maps
+
+torch.set_num_threads(1)
+
+K, B, S = 3, 4, 16  # classes, batch, image side (feature map 4x4 with small_cnn stride 4)
+HW = S // 4
+
+
+class MockBackbone(nn.Module):
+    """A few-channel backbone with the Backbone contract: forward == late(early(x))."""
+
+    def __init__(self, early_channels: int = 8, out_channels: int = 16) -> None:
+        super().__init__()
+        self.early = nn.Sequential(nn.Conv2d(3, early_channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4))
+        self.late = nn.Sequential(nn.Conv2d(early_channels, out_channels, 3, padding=1), nn.ReLU())
+        self.early_channels, self.out_channels = early_channels, out_channels
+        self.new_layer_names = ()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.late(self.early(x))
+
+
+def _model(seed: int = 0, backbone: str = "mock", **options) -> ComplementaryModel:
+    torch.manual_seed(seed)
+    bb = MockBackbone() if backbone == "mock" else build_backbone("small_cnn", width=4)
+    return ComplementaryModel(bb, K, **options)
+
+
+def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, 3, S, S, generator=g), torch.arange(B) % K
+
+
+FULL = dict(use_caam=True, use_ssam=True, fusion_loss="stitched")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        FULL,
+        dict(FULL, attention_at="late", ssam_mode="additive", attention_scale="linear", aggregation="sum"),
+        dict(FULL, cam_from="backbone"),
+        dict(FULL, classifier="shared", cam_fusion="mean", fusion_loss="consistency"),
+        dict(use_caam=True, fusion_loss="max", attention_at="late", cam_from="backbone"),
+    ],
+    ids=["plain", "full", "literal", "cam_from_backbone", "shared_consistency", "caam_max_late"],
+)
+def test_forward_and_training_contract(options):
+    model = _model(**options)
+    x, y = _batch()
+    model.eval()
+    logits = model(x)
+    assert logits.shape == (B, K)
+    logits2, cams = model(x, labels=y, return_cam=True)
+    torch.testing.assert_close(logits, logits2)
+    assert cams.shape == (B, HW, HW) and cams.dtype == torch.float32
+    assert torch.isfinite(cams).all()
+    model.train()
+    out = model.training_loss(x, y)
+    assert out["loss"].dim() == 0 and out["loss"].requires_grad
+    assert out["logits"].shape == (B, K)
+    for key in ("loss_cls", "loss_fusion", "gamma", "beta", "patch_size"):
+        assert isinstance(out[key], float), key
+    out["loss"].backward()
+
+
+def test_real_small_cnn_backbone_early_placement():
+    model = _model(backbone="small_cnn", **FULL)
+    assert model.ssam.channels == model.backbone.early_channels
+    x, y = _batch()
+    out = model.training_loss(x, y)
+    out["loss"].backward()
+    model.eval()
+    _, cams = model(x, labels=y, return_cam=True)
+    assert cams.shape == (B, HW, HW)
+
+
+def test_identity_at_init_matches_plain_model():
+    # gamma = beta = 0 and mean aggregation: the attention model computes what the plain model does.
+    plain, full = _model(seed=1), _model(seed=1, **FULL)
+    full.load_state_dict(plain.state_dict(), strict=False)
+    x, y = _batch()
+    plain.eval(), full.eval()
+    torch.testing.assert_close(full(x), plain(x))
+    torch.testing.assert_close(full(x, y, return_cam=True)[1], plain(x, y, return_cam=True)[1])
+
+
+def test_gradients_reach_gamma_beta_attention_convs_and_heads():
+    model = _model(**dict(FULL, ssam_mode="additive"))
+    x, y = _batch()
+    model.training_loss(x, y)["loss"].backward()
+    assert model.caam.gamma.grad.abs().item() > 0
+    assert model.ssam.beta.grad.abs().item() > 0
+    with torch.no_grad():
+        model.caam.gamma.fill_(0.3)
+        model.ssam.beta.fill_(0.3)
+    model.zero_grad()
+    model.training_loss(x, y)["loss"].backward()
+    for conv in (model.ssam.query, model.ssam.key, model.ssam.value, model.heads[0].classifier, model.heads[1].classifier):
+        assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+
+
+def test_shared_vs_two_classifiers():
+    two, shared = _model(), _model(classifier="shared")
+    assert len(two.heads) == 2 and two.head(0) is not two.head(1)
+    assert len(shared.heads) == 1 and shared.head(0) is shared.head(1)
+    n_head = sum(p.numel() for p in shared.heads.parameters())
+    assert sum(p.numel() for p in two.heads.parameters()) == 2 * n_head
+
+
+def test_inference_fuses_normalised_maps_of_both_classifiers():
+    for fusion in ("max", "mean"):
+        model = _model(cam_fusion=fusion).eval()
+        x, y = _batch()
+        _, cams = model(x, labels=y, return_cam=True)
+        feats = model.backbone(x)
+        maps = []
+        for head in model.heads:
+            m = select_class_maps(head.maps(feats), y)
+            lo, hi = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
+            maps.append((m - lo) / (hi - lo + 1e-6))
+        expected = torch.maximum(*maps) if fusion == "max" else 0.5 * (maps[0] + maps[1])
+        torch.testing.assert_close(cams, expected)
+        logits = 0.5 * (model.heads[0](feats) + model.heads[1](feats))
+        torch.testing.assert_close(model(x), logits)
+
+
+def test_eval_is_deterministic_and_uses_the_full_image():
+    model = _model(**FULL).eval()
+    x, y = _batch()
+    torch.manual_seed(123)
+    a = model(x, y, return_cam=True)
+    torch.manual_seed(456)
+    b = model(x, y, return_cam=True)
+    torch.testing.assert_close(a[0], b[0])
+    torch.testing.assert_close(a[1], b[1])
+    # the same as running the pieces on the unmasked image
+    t = model.backbone.late(model._attend_single(model.backbone.early(x)))
+    torch.testing.assert_close(a[0], 0.5 * (model.heads[0](t) + model.heads[1](t)))
+
+
+def test_training_split_is_complementary_and_seeded():
+    model = _model(patch_sizes=(4,))
+    x, y = _batch()
+    model.generator = torch.Generator().manual_seed(0)
+    i1, i2, mask, size = model.split(x)
+    assert size == 4 and mask.shape == (B, 1, S, S)
+    torch.testing.assert_close(i1 + i2, x)  # fill 0: every pixel in exactly one image
+    model.generator = torch.Generator().manual_seed(0)
+    assert torch.equal(model.split(x)[2], mask)
+
+
+def test_loss_decreases_on_a_tiny_batch():
+    torch.manual_seed(0)
+    model = _model(**dict(FULL, patch_sizes=(4, 8)))
+    model.generator = torch.Generator().manual_seed(0)
+    x, y = _batch()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(25):
+        opt.zero_grad()
+        out = model.training_loss(x, y)
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss_cls"])
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+    assert out["gamma"] != 0.0 and out["beta"] != 0.0
+
+
+def test_fusion_loss_logged_and_weighted():
+    x, y = _batch()
+    base = _model(**dict(FULL, fusion_weight=0.0, patch_sizes=(4,)))
+    base.generator = torch.Generator().manual_seed(0)
+    out0 = base.training_loss(x, y)
+    assert out0["loss_fusion"] == 0.0
+    weighted = _model(**dict(FULL, fusion_weight=2.0, patch_sizes=(4,)))
+    weighted.generator = torch.Generator().manual_seed(0)
+    out = weighted.training_loss(x, y)
+    assert out["loss_fusion"] > 0
+    assert out["loss"].item() == pytest.approx(out["loss_cls"] + 2.0 * out["loss_fusion"], rel=1e-5)
+
+
+def test_param_groups_put_attention_and_heads_in_new_layers():
+    model = _model(**FULL)
+    groups = {g["name"]: g for g in model.param_groups(0.01, 10.0)}
+    new_ids = {id(p) for p in groups["new_layers"]["params"]}
+    for module in (model.caam, model.ssam, model.heads):
+        assert all(id(p) in new_ids for p in module.parameters())
+    assert groups["new_layers"]["lr"] == pytest.approx(0.1)
+    assert all(id(p) not in new_ids for p in model.backbone.parameters())
+
+
+def test_no_unused_parameters_in_training():
+    # DDP rejects parameters that get no gradient: every option set must use all of them.
+    for options in (FULL, dict(FULL, ssam_mode="additive"), dict(FULL, fusion_loss=None)):
+        model = _model(**options)
+        x, y = _batch()
+        model.training_loss(x, y)["loss"].backward()
+        unused = [n for n, p in model.named_parameters() if p.grad is None]
+        assert not unused, unused
+
+
+def test_bad_options_name_the_valid_values():
+    with pytest.raises(ValueError, match="'early', 'late'"):
+        _model(attention_at="middle")
+    with pytest.raises(ValueError, match="stitched"):
+        _model(fusion_loss="l2")
+    with pytest.raises(ValueError, match="'two', 'shared'"):
+        _model(classifier="three")
+    with pytest.raises(ValueError, match="hide_prob"):
+        _model(hide_prob=1.5)
+
+
+def test_registry_builds_every_complementary_method():
+    from cirlib.methods import build_model
+
+    for method in ("complementary", "caam", "ssam", "full"):
+        model = build_model(method, "small_cnn", num_classes=K, image_size=S, width=4)
+        assert isinstance(model, ComplementaryModel) and model.method == method
+    full = build_model("full", "small_cnn", num_classes=K, image_size=S, width=4)
+    assert full.caam is not None and full.ssam is not None and full.fusion_loss == "stitched"

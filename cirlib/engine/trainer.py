@@ -511,12 +511,9 @@ class Trainer:
         barrier()
         while self.epoch < self.tcfg.epochs:
             start = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
             train_stats = self.train_one_epoch()
-            entry: dict[str, Any] = {
-                "epoch": self.epoch + 1,
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "train": train_stats,
-            }
+            entry: dict[str, Any] = {"epoch": self.epoch + 1, "lr": lr, "train": train_stats}
             evaluate_now = (
                 self.val_loader is not None
                 and self.tcfg.eval_every > 0

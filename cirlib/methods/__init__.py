@@ -146,7 +146,7 @@ def build_model(
         ValueError: unknown method, arch or option (the message lists the valid names), or an
             image size below the backbone's minimum.
     """
-    from cirlib.models.backbones import ARCH_OPTIONS, build_backbone, check_arch
+    from cirlib.models.backbones import ARCH_OPTIONS, MIN_INPUT_SIZE, build_backbone, check_arch
 
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; valid: {', '.join(METHODS)}.{_did_you_mean(method, METHODS)}")
@@ -172,13 +172,18 @@ def build_model(
                 f"valid: {', '.join(valid)}.{hints}"
             )
 
-    backbone = build_backbone(arch, pretrained=pretrained, **backbone_kw)
     short = _short_side(image_size)
-    if short is not None and short < backbone.min_input_size:
-        raise ValueError(
-            f"image_size {image_size!r} is too small for arch {arch!r} (needs >= {backbone.min_input_size} px "
-            "on the shorter side); raise data.image_size or pick another arch."
-        )
+
+    def check_size(min_size: int) -> None:
+        if short is not None and short < min_size:
+            raise ValueError(
+                f"image_size {image_size!r} is too small for arch {arch!r} (needs >= {min_size} px "
+                "on the shorter side); raise data.image_size or pick another arch."
+            )
+
+    check_size(MIN_INPUT_SIZE[arch])  # before building: large backbones take seconds
+    backbone = build_backbone(arch, pretrained=pretrained, **backbone_kw)
+    check_size(backbone.min_input_size)
     try:
         model = cls(backbone, num_classes, **method_kw)
     except TypeError as exc:

@@ -40,7 +40,7 @@ from torchvision.models.inception import InceptionB
 
 from cirlib.models.small_cnn import small_cnn_parts
 
-__all__ = ["ARCHS", "ARCH_OPTIONS", "Backbone", "InceptionBStride", "build_backbone"]
+__all__ = ["ARCHS", "ARCH_OPTIONS", "MIN_INPUT_SIZE", "Backbone", "InceptionBStride", "build_backbone", "check_arch"]
 
 #: Architectures :func:`build_backbone` knows.
 ARCHS: tuple[str, ...] = ("small_cnn", "vgg16", "resnet50", "inception_v3")
@@ -51,6 +51,9 @@ ARCH_OPTIONS: dict[str, tuple[str, ...]] = {
     "resnet50": ("large_feature_map",),
     "inception_v3": ("large_feature_map",),
 }
+
+#: Smallest supported input side per architecture (``small_cnn``: its stride, 4 by default).
+MIN_INPUT_SIZE: dict[str, int] = {"small_cnn": 4, "vgg16": 16, "resnet50": 32, "inception_v3": 75}
 
 
 class Backbone(nn.Module):
@@ -137,7 +140,7 @@ def _build_vgg16() -> Backbone:
     )
     _init_new_conv(late)
     new = [f"late.{n}" for n, _ in late.named_parameters()]
-    return Backbone(early, late, 512, 1024, new, arch="vgg16", stride=16, min_input_size=16)
+    return Backbone(early, late, 512, 1024, new, arch="vgg16", stride=16, min_input_size=MIN_INPUT_SIZE["vgg16"])
 
 
 def _build_resnet50(large_feature_map: bool = False) -> Backbone:
@@ -156,7 +159,7 @@ def _build_resnet50(large_feature_map: bool = False) -> Backbone:
     )
     late = nn.Sequential(OrderedDict(layer4=net.layer4))
     stride = 8 if large_feature_map else 16
-    return Backbone(early, late, 1024, 2048, (), arch="resnet50", stride=stride, min_input_size=32)
+    return Backbone(early, late, 1024, 2048, (), arch="resnet50", stride=stride, min_input_size=MIN_INPUT_SIZE["resnet50"])
 
 
 class InceptionBStride(InceptionB):
@@ -211,7 +214,7 @@ def _build_inception_v3(large_feature_map: bool = False) -> Backbone:
     _init_new_conv(late)
     new = [f"late.{n}" for n, _ in late.named_parameters()]
     stride = 8 if large_feature_map else 16
-    return Backbone(nn.Sequential(layers), late, 768, 1024, new, arch="inception_v3", stride=stride, min_input_size=75)
+    return Backbone(nn.Sequential(layers), late, 768, 1024, new, arch="inception_v3", stride=stride, min_input_size=MIN_INPUT_SIZE["inception_v3"])
 
 
 _BUILDERS = {

@@ -1,0 +1,403 @@
+"""Real WSOL datasets: CUB-200-2011 (official archive layout) and the wsolevaluation metadata layout.
+
+Both return the cirlib item contract (``docs/architecture.md``): ``image`` float (3, H, W) normalised,
+``label`` int, ``boxes`` float (k, 4) inclusive corners in pixels of ``image``, ``mask`` ``None``,
+``image_id`` the path relative to the image root. Boxes travel through the transform as
+``tv_tensors.BoundingBoxes`` (see :mod:`cirlib.data.transforms` for the +1 convention).
+
+Box conventions of the sources:
+
+* CUB ``bounding_boxes.txt`` holds ``x y w h`` (floats); like wsolevaluation we read
+  :math:`x_0 = x,\\ y_0 = y,\\ x_1 = x + w,\\ y_1 = y + h` as inclusive corners.
+* wsolevaluation ``localization.txt`` holds ``x0,y0,x1,y1`` inclusive.
+
+A box may end one pixel past the image (``x + w == W`` happens in CUB); it is clipped to ``W - 1``.
+Anything further out is an error naming the file, the line, the box and the image size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from cirlib.data.errors import (
+    CUB_LAYOUT,
+    METADATA_LAYOUT,
+    BoxOutsideImageError,
+    DatasetFormatError,
+    ImageDecodeError,
+)
+from cirlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, WSOLTransform, apply_transform, build_transforms
+
+KNOWN_NUM_CLASSES: dict[str, int] = {"CUB": 200, "ILSVRC": 1000}
+
+
+@dataclass
+class _Record:
+    image_id: str
+    label: int
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    #: (file, line) of every box, for error messages
+    box_sources: list[tuple[Path, int]] = field(default_factory=list)
+    size: tuple[int, int] | None = None  # (W, H) from the metadata when known
+    size_source: tuple[Path, int] | None = None
+
+
+def _read_lines(path: Path, layout: str) -> list[tuple[int, str]]:
+    """Non-blank lines of ``path`` with 1-based line numbers; a missing file names the layout."""
+    if not path.is_file():
+        raise FileNotFoundError(f"Missing metadata file {path}. Expected layout:\n{layout}")
+    out = []
+    with open(path, encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            text = raw.rstrip("\r\n")
+            if text.strip():
+                out.append((number, text))
+    return out
+
+
+def _fields(path: Path, number: int, text: str, sep: str | None, count: int, what: str) -> list[str]:
+    parts = text.split(sep) if sep else text.split()
+    if sep:
+        parts = [p.strip() for p in parts]
+    if len(parts) != count:
+        raise DatasetFormatError(path, number, f"expected {count} fields ({what}), found {len(parts)}", text)
+    return parts
+
+
+def _number(path: Path, number: int, text: str, value: str, kind: type, what: str):
+    try:
+        if kind is int:
+            as_float = float(value)
+            if not as_float.is_integer():
+                raise ValueError(value)
+            return int(as_float)
+        result = kind(value)
+        if isinstance(result, float) and not np.isfinite(result):
+            raise ValueError(value)
+        return result
+    except ValueError:
+        raise DatasetFormatError(path, number, f"{what} {value!r} is not a valid {kind.__name__}", text) from None
+
+
+def _open_rgb(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise FileNotFoundError(f"Image file {path} is listed in the metadata but does not exist.")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(f"Cannot decode image {path}: {exc}. Re-download or remove it from the metadata.") from exc
+
+
+class _WSOLImageDataset(Dataset):
+    """Shared loading, box checking and transforming for the real datasets."""
+
+    records: list[_Record]
+    image_root: Path
+
+    def __init__(self, transform: WSOLTransform | None, train: bool, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.transform = transform if transform is not None else build_transforms(train, mean=self.mean, std=self.std)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class index of every item (int64 array), e.g. for balanced samplers."""
+        return np.array([r.label for r in self.records], dtype=np.int64)
+
+    def _check_boxes(self, rec: _Record, width: int, height: int) -> torch.Tensor:
+        boxes = torch.tensor(rec.boxes, dtype=torch.float32).reshape(-1, 4)
+        for box, (path, line) in zip(rec.boxes, rec.box_sources):
+            x0, y0, x1, y1 = box
+            # One pixel of slack on the far side for the ``x + w`` convention (clipped below).
+            if not (0 <= x0 <= x1 <= width and 0 <= y0 <= y1 <= height):
+                raise BoxOutsideImageError(
+                    path,
+                    line,
+                    f"box (x0, y0, x1, y1) = {box} of image {rec.image_id!r} does not fit inside the image of "
+                    f"size (W, H) = ({width}, {height}); inclusive corners must satisfy 0 <= x0 <= x1 <= W - 1 "
+                    "and 0 <= y0 <= y1 <= H - 1.",
+                )
+        if len(boxes):
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width - 1)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height - 1)
+        return boxes
+
+    def load_image(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The raw uint8 image ``(3, H, W)`` of item ``index`` and its checked inclusive boxes."""
+        rec = self.records[index]
+        pil = _open_rgb(self.image_root / rec.image_id)
+        width, height = pil.size
+        if rec.size is not None and rec.size != (width, height):
+            path, line = rec.size_source  # type: ignore[misc]
+            raise DatasetFormatError(
+                path, line, f"image {rec.image_id!r} is {width}x{height} on disk but the metadata says {rec.size[0]}x{rec.size[1]}"
+            )
+        image = torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+        return image, self._check_boxes(rec, width, height)
+
+    def __getitem__(self, index: int) -> dict:
+        rec = self.records[index]
+        image, boxes = self.load_image(index)
+        image, boxes, _ = apply_transform(self.transform, image, boxes, None)
+        return {"image": image, "label": rec.label, "boxes": boxes, "mask": None, "image_id": rec.image_id}
+
+    def denormalize(self, image: torch.Tensor) -> torch.Tensor:
+        """Undo the normalisation: ``x * std + mean``, clipped to [0, 1]."""
+        mean = torch.tensor(self.mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=image.dtype, device=image.device).view(3, 1, 1)
+        return (image * std + mean).clamp(0.0, 1.0)
+
+
+class CUBDataset(_WSOLImageDataset):
+    """CUB-200-2011 in its official archive layout (``CUB_200_2011/``).
+
+    Args:
+        root: the extracted ``CUB_200_2011`` folder (holding ``images.txt`` and ``images/``).
+        split: ``"train"`` or ``"test"`` (from ``train_test_split.txt``).
+        transform: a WSOL transform; default :func:`build_transforms` for the split.
+        mean: normalisation mean (ImageNet by default).
+        std: normalisation std.
+
+    ``image_id`` is the path relative to ``root/images``; labels are 0-based (``classes.txt`` is 1-based).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        transform: WSOLTransform | None = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        if split not in ("train", "test"):
+            raise ValueError(
+                f"CUBDataset: split={split!r}; the official CUB-200-2011 archive has only 'train' and 'test'. "
+                "For wsolevaluation's 'val' split use WSOLMetadataDataset(..., dataset='CUB', split='val')."
+            )
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"CUB-200-2011 root {self.root} does not exist. Expected layout:\n{CUB_LAYOUT}")
+        super().__init__(transform, split == "train", mean, std)
+        self.split = split
+        self.image_root = self.root / "images"
+        if not self.image_root.is_dir():
+            raise FileNotFoundError(f"CUB-200-2011 image folder {self.image_root} does not exist. Expected layout:\n{CUB_LAYOUT}")
+
+        classes_path = self.root / "classes.txt"
+        names: dict[int, str] = {}
+        for number, text in _read_lines(classes_path, CUB_LAYOUT):
+            parts = text.split(maxsplit=1)
+            if len(parts) != 2:
+                raise DatasetFormatError(classes_path, number, "expected '<class id> <class name>'", text)
+            names[_number(classes_path, number, text, parts[0], int, "class id")] = parts[1].strip()
+        if sorted(names) != list(range(1, len(names) + 1)):
+            raise DatasetFormatError(classes_path, None, f"class ids must be 1..{len(names)} without gaps")
+        self.num_classes = len(names)
+        self.class_names = [names[k + 1].split(".", 1)[-1] for k in range(self.num_classes)]
+
+        def _table(name: str, count: int, what: str) -> dict[str, tuple[list[str], int, str]]:
+            path = self.root / name
+            table: dict[str, tuple[list[str], int, str]] = {}
+            for number, text in _read_lines(path, CUB_LAYOUT):
+                parts = _fields(path, number, text, None, count, what)
+                if parts[0] in table:
+                    raise DatasetFormatError(path, number, f"image id {parts[0]} appears twice (first on line {table[parts[0]][1]})", text)
+                table[parts[0]] = (parts[1:], number, text)
+            return table
+
+        images = _table("images.txt", 2, "<image_id> <path>")
+        labels = _table("image_class_labels.txt", 2, "<image_id> <class id>")
+        splits = _table("train_test_split.txt", 2, "<image_id> <is_training_image>")
+        boxes = _table("bounding_boxes.txt", 5, "<image_id> <x> <y> <width> <height>")
+        want = "1" if split == "train" else "0"
+        self.records = []
+        for image_key, (parts, number, text) in images.items():
+            for name, table in (("image_class_labels.txt", labels), ("train_test_split.txt", splits), ("bounding_boxes.txt", boxes)):
+                if image_key not in table:
+                    raise DatasetFormatError(self.root / "images.txt", number, f"image id {image_key} has no line in {name}", text)
+            flag, fnum, ftext = splits[image_key]
+            if flag[0] not in ("0", "1"):
+                raise DatasetFormatError(self.root / "train_test_split.txt", fnum, f"is_training_image must be 0 or 1, got {flag[0]!r}", ftext)
+            if flag[0] != want:
+                continue
+            (cls,), lnum, ltext = labels[image_key]
+            label = _number(self.root / "image_class_labels.txt", lnum, ltext, cls, int, "class id") - 1
+            if not 0 <= label < self.num_classes:
+                raise DatasetFormatError(
+                    self.root / "image_class_labels.txt", lnum, f"class id {label + 1} is outside 1..{self.num_classes} (classes.txt)", ltext
+                )
+            vals, bnum, btext = boxes[image_key]
+            x, y, w, h = (_number(self.root / "bounding_boxes.txt", bnum, btext, v, float, "coordinate") for v in vals)
+            if w < 0 or h < 0:
+                raise DatasetFormatError(self.root / "bounding_boxes.txt", bnum, f"negative width/height ({w}, {h})", btext)
+            self.records.append(
+                _Record(
+                    image_id=parts[0],
+                    label=label,
+                    boxes=[(x, y, x + w, y + h)],
+                    box_sources=[(self.root / "bounding_boxes.txt", bnum)],
+                )
+            )
+        if not self.records:
+            raise DatasetFormatError(self.root / "train_test_split.txt", None, f"no image belongs to the {split!r} split")
+
+    def __repr__(self) -> str:
+        return f"CUBDataset(root={str(self.root)!r}, split={self.split!r}, n={len(self)}, num_classes={self.num_classes})"
+
+
+class WSOLMetadataDataset(_WSOLImageDataset):
+    """A dataset described by wsolevaluation's metadata files (CUB or ILSVRC; several boxes per image).
+
+    Args:
+        data_root: folder the ``image_ids`` are relative to (``<data_root>/<DATASET>/`` is tried too).
+        metadata_root: wsolevaluation's ``metadata/`` folder (``metadata/<DATASET>`` or the split folder
+            itself are accepted as well).
+        dataset: ``"CUB"`` or ``"ILSVRC"`` (case-insensitive).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        transform: a WSOL transform; default :func:`build_transforms` for the split.
+        num_classes: default 200 (CUB) or 1000 (ILSVRC).
+        mean: normalisation mean (ImageNet by default).
+        std: normalisation std.
+
+    ``localization.txt`` is required for ``val``/``test``; without it (typical for ``train``) every item
+    has ``boxes`` of shape ``(0, 4)``. ``image_sizes.txt`` is optional and checked against the decoded
+    image when present.
+    """
+
+    def __init__(
+        self,
+        data_root: str | Path,
+        metadata_root: str | Path,
+        dataset: str = "CUB",
+        split: str = "test",
+        transform: WSOLTransform | None = None,
+        num_classes: int | None = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        key = str(dataset).upper()
+        if key not in KNOWN_NUM_CLASSES:
+            raise ValueError(f"WSOLMetadataDataset: dataset={dataset!r} must be one of {sorted(KNOWN_NUM_CLASSES)}.")
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"WSOLMetadataDataset: split={split!r} must be 'train', 'val' or 'test'.")
+        self.dataset = key
+        self.split = split
+        self.data_root = Path(data_root)
+        self.metadata_root = Path(metadata_root)
+        if not self.data_root.is_dir():
+            raise FileNotFoundError(f"{key} data_root {self.data_root} does not exist. Expected layout:\n{METADATA_LAYOUT}")
+        if not self.metadata_root.is_dir():
+            raise FileNotFoundError(f"{key} metadata_root {self.metadata_root} does not exist. Expected layout:\n{METADATA_LAYOUT}")
+        super().__init__(transform, split == "train", mean, std)
+        candidates = [self.metadata_root / key / split, self.metadata_root / split, self.metadata_root]
+        meta = next((c for c in candidates if (c / "image_ids.txt").is_file()), None)
+        if meta is None:
+            raise FileNotFoundError(
+                f"No {key}/{split}/image_ids.txt under {self.metadata_root} (tried {', '.join(str(c) for c in candidates)}). "
+                f"Expected layout:\n{METADATA_LAYOUT}"
+            )
+        self.metadata_dir = meta
+        self.num_classes = int(num_classes) if num_classes is not None else KNOWN_NUM_CLASSES[key]
+
+        ids_path = meta / "image_ids.txt"
+        records: dict[str, _Record] = {}
+        id_lines: dict[str, int] = {}
+        for number, text in _read_lines(ids_path, METADATA_LAYOUT):
+            image_id = text.strip()
+            if "," in image_id:
+                raise DatasetFormatError(ids_path, number, "an image id may not contain ','", text)
+            if image_id in records:
+                raise DatasetFormatError(ids_path, number, f"image id appears twice (first on line {id_lines[image_id]})", text)
+            records[image_id] = _Record(image_id=image_id, label=-1)
+            id_lines[image_id] = number
+
+        def _lookup(path: Path, number: int, text: str, image_id: str) -> _Record:
+            if image_id not in records:
+                raise DatasetFormatError(path, number, f"image id {image_id!r} is not listed in {ids_path.name}", text)
+            return records[image_id]
+
+        labels_path = meta / "class_labels.txt"
+        for number, text in _read_lines(labels_path, METADATA_LAYOUT):
+            image_id, value = _fields(labels_path, number, text, ",", 2, "<image_id>,<class index>")
+            rec = _lookup(labels_path, number, text, image_id)
+            label = _number(labels_path, number, text, value, int, "class index")
+            if not 0 <= label < self.num_classes:
+                raise DatasetFormatError(labels_path, number, f"class index {label} is outside [0, {self.num_classes})", text)
+            rec.label = label
+
+        sizes_path = meta / "image_sizes.txt"
+        if sizes_path.is_file():
+            for number, text in _read_lines(sizes_path, METADATA_LAYOUT):
+                image_id, ws, hs = _fields(sizes_path, number, text, ",", 3, "<image_id>,<width>,<height>")
+                rec = _lookup(sizes_path, number, text, image_id)
+                w = _number(sizes_path, number, text, ws, int, "width")
+                h = _number(sizes_path, number, text, hs, int, "height")
+                if w < 1 or h < 1:
+                    raise DatasetFormatError(sizes_path, number, f"image size {w}x{h} must be positive", text)
+                rec.size, rec.size_source = (w, h), (sizes_path, number)
+
+        loc_path = meta / "localization.txt"
+        if loc_path.is_file():
+            for number, text in _read_lines(loc_path, METADATA_LAYOUT):
+                image_id, *coords = _fields(loc_path, number, text, ",", 5, "<image_id>,<x0>,<y0>,<x1>,<y1>")
+                rec = _lookup(loc_path, number, text, image_id)
+                x0, y0, x1, y1 = (_number(loc_path, number, text, c, float, "coordinate") for c in coords)
+                if x1 < x0 or y1 < y0:
+                    raise DatasetFormatError(loc_path, number, f"box {(x0, y0, x1, y1)} has x1 < x0 or y1 < y0", text)
+                if rec.size is not None:
+                    w, h = rec.size
+                    if not (0 <= x0 and 0 <= y0 and x1 <= w and y1 <= h):
+                        raise BoxOutsideImageError(
+                            loc_path,
+                            number,
+                            f"box (x0, y0, x1, y1) = {(x0, y0, x1, y1)} does not fit inside image {image_id!r} of size "
+                            f"(W, H) = ({w}, {h}) from {sizes_path.name}",
+                            text,
+                        )
+                rec.boxes.append((x0, y0, x1, y1))
+                rec.box_sources.append((loc_path, number))
+        elif split != "train":
+            raise FileNotFoundError(f"Missing metadata file {loc_path}: the {split!r} split needs boxes. Expected layout:\n{METADATA_LAYOUT}")
+
+        for image_id, rec in records.items():
+            if rec.label < 0:
+                raise DatasetFormatError(labels_path, None, f"image id {image_id!r} ({ids_path.name} line {id_lines[image_id]}) has no class label")
+            if loc_path.is_file() and not rec.boxes:
+                raise DatasetFormatError(loc_path, None, f"image id {image_id!r} ({ids_path.name} line {id_lines[image_id]}) has no box")
+        self.records = list(records.values())
+        if not self.records:
+            raise DatasetFormatError(ids_path, None, "no image ids listed")
+
+        first = self.records[0].image_id
+        self.image_root = self.data_root
+        if not (self.data_root / first).exists() and (self.data_root / key / first).exists():
+            self.image_root = self.data_root / key
+        self.class_names = self._guess_class_names()
+
+    def _guess_class_names(self) -> list[str]:
+        """Class names from the image folders (``001.Black_footed_Albatross/...``, ``train/n01440764/...``)."""
+        names: dict[int, str] = {}
+        for rec in self.records:
+            parts = Path(rec.image_id).parts
+            folder = parts[-2] if len(parts) >= 2 else None
+            if folder in (None, "train", "val", "test"):
+                continue
+            names.setdefault(rec.label, folder.split(".", 1)[-1] if self.dataset == "CUB" else folder)
+        return [names.get(k, f"class_{k:04d}") for k in range(self.num_classes)]
+
+    def __repr__(self) -> str:
+        return (
+            f"WSOLMetadataDataset(dataset={self.dataset!r}, split={self.split!r}, n={len(self)}, "
+            f"data_root={str(self.data_root)!r}, metadata={str(self.metadata_dir)!r})"
+        )

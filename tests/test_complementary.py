@@ -230,3 +230,36 @@ def test_registry_builds_every_complementary_method():
         assert isinstance(model, ComplementaryModel) and model.method == method
     full = build_model("full", "small_cnn", num_classes=K, image_size=S, width=4)
     assert full.caam is not None and full.ssam is not None and full.fusion_loss == "stitched"
+
+
+def test_attention_maps_for_notebooks():
+    model = _model(**FULL).eval()
+    x, _ = _batch()
+    maps = model.attention_maps(x)
+    q12, q21 = maps["caam"]
+    assert q12.shape == (B, 8, 8)  # early channels of the mock backbone
+    assert maps["feature_size"] == (HW, HW)
+    assert maps["ssam"].shape == (B, HW * HW, HW * HW)
+    torch.testing.assert_close(maps["ssam"].sum(-1), torch.ones(B, HW * HW))
+    i1, i2, _, _ = model.split(x)
+    pair = model.attention_maps(i1, i2)
+    assert not torch.allclose(pair["caam"][0], pair["caam"][1])
+    assert _model().attention_maps(x) == {"caam": None, "ssam": None, "feature_size": (HW, HW)}
+
+
+def test_caam_temperature_option_reaches_the_module():
+    model = _model(use_caam=True, caam_temperature="sqrt_n")
+    assert model.caam.temperature == "sqrt_n"
+
+
+def test_bf16_autocast_training_and_inference_are_finite():
+    model = _model(**dict(FULL, ssam_mode="additive", attention_at="late"))
+    with torch.no_grad():
+        model.caam.gamma.fill_(0.5)
+        model.ssam.beta.fill_(0.5)
+    x, y = _batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.training_loss(x * 1e3, y)
+        model.eval()
+        _, cams = model(x * 1e3, y, return_cam=True)
+    assert torch.isfinite(out["loss"]) and torch.isfinite(cams).all()

@@ -134,6 +134,7 @@ class ComplementaryModel(WSOLModel):
             ``"sum"`` (literal :math:`F^c + F^s`, :math:`2F` at initialisation); only used when
             at least one module is on.
         caam_energy: ``"softmax"`` of :math:`X X_2^T` (default) or DANet's ``"danet"`` (``max - E``).
+        caam_temperature: ``"none"`` (literal) or ``"sqrt_n"`` (CAAM energy divided by :math:`\sqrt{N}`).
         ssam_reduction: query/key channel reduction of SSAM (8 in DANet).
 
     Attributes:
@@ -167,6 +168,7 @@ class ComplementaryModel(WSOLModel):
         scale_bound: float = 1.0,
         aggregation: str = "mean",
         caam_energy: str = "softmax",
+        caam_temperature: str = "none",
         ssam_reduction: int = 8,
     ) -> None:
         super().__init__(backbone, num_classes)
@@ -202,7 +204,9 @@ class ComplementaryModel(WSOLModel):
 
         channels = backbone.early_channels if self.attention_at == "early" else backbone.out_channels
         self.caam = (
-            ChannelAssistedAttention(scale=attention_scale, scale_bound=scale_bound, energy=caam_energy)
+            ChannelAssistedAttention(
+                scale=attention_scale, scale_bound=scale_bound, energy=caam_energy, temperature=caam_temperature
+            )
             if self.use_caam else None
         )
         self.ssam = (
@@ -307,6 +311,31 @@ class ComplementaryModel(WSOLModel):
     @property
     def _need_plain(self) -> bool:
         return self.cam_from == "backbone" and self.has_attention
+
+    @torch.no_grad()
+    def attention_maps(self, x: torch.Tensor, x2: torch.Tensor | None = None) -> dict[str, Any]:
+        """The attention of CAAM and SSAM for inspection (notebooks 04 and 05); no gradients.
+
+        Args:
+            x: images ``(B, 3, H, W)``; with ``x2`` the first branch's images (e.g. ``I1``).
+            x2: the second branch's images (e.g. ``I2``); ``None`` = the full image ``x`` as both
+                branches, as at inference.
+
+        Returns:
+            ``{"caam": (Q_x, Q_x2) each (B, C, C) or None, "ssam": (B, N, N) attention of branch 1
+            (rows: query positions, row-major over the ``feature_size`` grid) or None,
+            "feature_size": (h, w) of the map the attention works on}``.
+        """
+        x2 = x if x2 is None else x2
+        f1 = self.backbone.early(x) if self.attention_at == "early" else self.backbone(x)
+        f2 = f1 if x2 is x else (self.backbone.early(x2) if self.attention_at == "early" else self.backbone(x2))
+        caam = ssam = None
+        if self.caam is not None:
+            _, _, q12, q21 = self.caam(f1, f2, return_attention=True)
+            caam = (q12, q21)
+        if self.ssam is not None:
+            ssam = self.ssam.attention(f1)
+        return {"caam": caam, "ssam": ssam, "feature_size": tuple(f1.shape[-2:])}
 
     # -- contract -------------------------------------------------------------------------------
     def forward_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

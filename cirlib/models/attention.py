@@ -24,7 +24,6 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 __all__ = [
     "CAAM_ENERGIES",

@@ -1,0 +1,87 @@
+"""Box helpers of the wsolevaluation protocol: quantisation, thresholding, IoU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from cirlib.metrics._inputs import as_numpy, check_score_map
+
+__all__ = ["quantize_scoremap", "box_iou_inclusive", "scoremap_to_boxes"]
+
+
+def quantize_scoremap(scoremap: np.ndarray) -> np.ndarray:
+    r"""Quantise a [0, 1] map to uint8 exactly as the reference: ``(float64(map) * 255).astype(uint8)``.
+
+    That is :math:`q = \lfloor 255\, s \rfloor` (truncation), computed in float64.
+    """
+    return (np.asarray(scoremap).astype(np.float64) * 255).astype(np.uint8)
+
+
+def box_iou_inclusive(boxes_a: Any, boxes_b: Any) -> np.ndarray:
+    r"""Pairwise IoU of ``x0, y0, x1, y1`` boxes with inclusive corners (pixel counts, +1).
+
+    .. math::
+        \mathrm{IoU}(a, b) = \frac{|a \cap b|}{|a| + |b| - |a \cap b|},\quad
+        |a| = (x_1 - x_0 + 1)(y_1 - y_0 + 1),
+
+    and 0 where the denominator is not positive (wsolevaluation's ``calculate_multiple_iou``).
+
+    Args:
+        boxes_a: ``(n, 4)`` boxes.
+        boxes_b: ``(m, 4)`` boxes.
+
+    Returns:
+        ``(n, m)`` float64 IoU matrix.
+    """
+    a = as_numpy(boxes_a).reshape(-1, 4)[:, None, :]
+    b = as_numpy(boxes_b).reshape(-1, 4)[None, :, :]
+    if np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer):
+        a, b = a.astype(np.int64), b.astype(np.int64)
+    else:
+        a, b = a.astype(np.float64), b.astype(np.float64)
+    iw = np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
+    ih = np.maximum(0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
+    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+    den = area_a + area_b - inter
+    deg = den <= 0
+    iou = inter / np.where(deg, 1, den)
+    iou[deg] = 0.0
+    return iou
+
+
+def scoremap_to_boxes(scoremap: Any, threshold: float, multi_contour: bool = False) -> np.ndarray:
+    """The boxes the protocol draws on one map at one CAM threshold.
+
+    The map is quantised (:func:`quantize_scoremap`), binarised at ``int(threshold * max(q))``
+    (``q > cutoff``), contours are found with OpenCV (``RETR_TREE``, ``CHAIN_APPROX_SIMPLE``); the
+    largest contour by ``cv2.contourArea`` (or every contour when ``multi_contour``) gives
+    ``boundingRect`` boxes ``x, y, min(x + w, W - 1), min(y + h, H - 1)``. No contour gives ``[0, 0, 0, 0]``.
+
+    Args:
+        scoremap: ``(H, W)`` map in [0, 1] (NumPy or torch).
+        threshold: CAM threshold in [0, 1).
+        multi_contour: every contour instead of the largest one.
+
+    Returns:
+        ``(k, 4)`` int64 boxes ``x0, y0, x1, y1``.
+    """
+    m = check_score_map(as_numpy(scoremap), 0, name="scoremap")
+    q = quantize_scoremap(m)
+    h, w = q.shape
+    cutoff = int(np.float64(threshold) * np.max(q))
+    _, binary = cv2.threshold(q, cutoff, 255, cv2.THRESH_BINARY)
+    contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
+    if len(contours) == 0:
+        return np.zeros((1, 4), dtype=np.int64)
+    if not multi_contour:
+        contours = [max(contours, key=cv2.contourArea)]
+    out = []
+    for c in contours:
+        x, y, bw, bh = cv2.boundingRect(c)
+        out.append([x, y, min(x + bw, w - 1), min(y + bh, h - 1)])
+    return np.asarray(out, dtype=np.int64)

@@ -1,0 +1,215 @@
+"""One place for the experiment budgets that notebooks, ``make demo`` and ``make results`` share.
+
+A notebook asks for "the HaS model of seed 0 on the synthetic data" with :func:`experiment_config`
+and gets it with :func:`train_or_load`: trained once, then reused from its checkpoint by every later
+notebook (and by a second ``make demo``), because the run folder is keyed by method, seed and budget
+and the stored config must match.
+
+Budgets:
+
+* ``"demo"`` is the meaningful single-seed setting of ``make demo`` and ``make results``.
+* ``"fast"`` is the tiny CI setting (``FAST=True`` in the notebooks): it checks that code runs,
+  its numbers mean nothing.
+
+For ``DATA="cub"`` / ``"ilsvrc"`` the paper-scale recipes in ``configs/`` are used instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cirlib.config import DATASETS, METHODS, ExperimentConfig, config_from_dict, config_to_dict, validate_choice
+from cirlib.paths import CONFIGS_DIR
+
+__all__ = [
+    "BUDGETS",
+    "TrainedModel",
+    "experiment_config",
+    "train_or_load",
+    "validate_notebook_parameters",
+]
+
+#: Settings shared by every method within one budget (so comparisons are fair).
+BUDGETS: dict[str, dict[str, Any]] = {
+    "demo": {
+        "data": {"name": "synthetic", "image_size": 64, "batch_size": 64, "eval_batch_size": 200,
+                 "train_limit": 4000, "eval_limit": 1000, "num_workers": 0, "pin_memory": False},
+        "model": {"arch": "small_cnn", "options": {"width": 16}},
+        "train": {"epochs": 8, "lr": 0.02, "new_layer_lr_mult": 1.0, "lr_schedule": "cosine",
+                  "weight_decay": 1e-4, "eval_every": 0, "checkpoint_every_steps": 50, "log_every": 10},
+        "eval": {"split": "test", "val_split": None, "cam_interval": 0.01},
+    },
+    "fast": {
+        "data": {"name": "synthetic", "image_size": 32, "batch_size": 32, "eval_batch_size": 64,
+                 "train_limit": 128, "eval_limit": 64, "num_workers": 0, "pin_memory": False},
+        "model": {"arch": "small_cnn", "options": {"width": 8}},
+        "train": {"epochs": 1, "lr": 0.02, "new_layer_lr_mult": 1.0, "lr_schedule": "constant",
+                  "eval_every": 0, "checkpoint_every_steps": 0, "log_every": 1},
+        "eval": {"split": "test", "val_split": None, "cam_interval": 0.05},
+    },
+}
+
+#: Method options that make each variant of the ablation (the budget's own options are merged in).
+METHOD_OPTIONS: dict[str, dict[str, Any]] = {
+    "cam": {},
+    "has": {},
+    "complementary": {},
+    "caam": {},
+    "ssam": {},
+    "full": {},
+}
+
+#: Backbone used for each paper-scale dataset when a notebook asks for ``cub`` / ``ilsvrc``.
+PAPER_SCALE_ARCH = "resnet50"
+
+
+def _deep_update(base: dict, update: dict) -> dict:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def experiment_config(
+    method: str,
+    *,
+    seed: int = 0,
+    fast: bool = False,
+    data: str = "synthetic",
+    data_root: str | None = None,
+    epochs: int | None = None,
+    device: str = "auto",
+    output_dir: str | os.PathLike = "runs",
+    options: dict[str, Any] | None = None,
+    tag: str | None = None,
+) -> ExperimentConfig:
+    """The configuration of one method under the shared budget.
+
+    Args:
+        method: one of ``cam, has, complementary, caam, ssam, full``.
+        seed: the run's seed.
+        fast: the tiny CI budget instead of the demo budget.
+        data: ``synthetic`` (built in), ``cub`` or ``ilsvrc`` (paper-scale recipe from ``configs/``).
+        data_root: the dataset folder for ``cub`` / ``ilsvrc``.
+        epochs: override the budget's number of epochs (``None`` or 0 keeps it).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        output_dir: root folder; the run goes to ``<output_dir>/<data>/<method>[-<tag>]/seed<seed>[-fast]``.
+        options: extra method options (an ablation), merged over the variant's defaults.
+        tag: a name for the option set when ``options`` is given (keeps runs apart).
+
+    Returns:
+        A validated :class:`~cirlib.config.ExperimentConfig`.
+    """
+    validate_choice("method", method, METHODS)
+    validate_choice("DATA", data, DATASETS)
+    if options and not tag:
+        tag = "-".join(f"{k}={v}" for k, v in sorted(options.items())).replace("/", "_")
+    if data == "synthetic":
+        values = copy.deepcopy(BUDGETS["fast" if fast else "demo"])
+    else:
+        if not data_root:
+            raise ValueError(f"DATA={data!r} needs DATA_ROOT, the dataset folder (see README, 'Paper scale').")
+        recipe = CONFIGS_DIR / data / f"{PAPER_SCALE_ARCH}_{method}.yaml"
+        if not recipe.exists():
+            recipe = CONFIGS_DIR / data / f"{PAPER_SCALE_ARCH}_cam.yaml"
+        import yaml
+
+        values = yaml.safe_load(recipe.read_text())
+        values.setdefault("data", {})["root"] = str(data_root)
+        if fast:
+            _deep_update(values, {"data": {"train_limit": 64, "eval_limit": 32, "batch_size": 16},
+                                  "train": {"epochs": 1}})
+    model_options = dict(values.get("model", {}).get("options", {}))
+    model_options.update(METHOD_OPTIONS[method])
+    model_options.update(options or {})
+    name = method if not tag else f"{method}-{tag}"
+    run_dir = Path(output_dir) / data / name / (f"seed{seed}" + ("-fast" if fast else ""))
+    _deep_update(values, {
+        "name": f"{data}_{name}_seed{seed}",
+        "seed": int(seed),
+        "device": device,
+        "output_dir": str(run_dir),
+        "model": {"method": method, "options": model_options},
+    })
+    if epochs:
+        values["train"]["epochs"] = int(epochs)
+    return config_from_dict(values, source=f"experiment_config({method!r})")
+
+
+@dataclass
+class TrainedModel:
+    """A trained model with its test metrics and run folder."""
+
+    model: Any
+    metrics: dict
+    output_dir: Path
+    config: ExperimentConfig
+    reused: bool
+
+
+def _same_config(a: ExperimentConfig, b: ExperimentConfig) -> bool:
+    left, right = config_to_dict(a), config_to_dict(b)
+    for d in (left, right):
+        d.pop("device", None)  # a CPU-trained checkpoint is the same experiment on a GPU
+    return left == right
+
+
+def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool = False) -> TrainedModel:
+    """Train ``config`` once; later calls load the finished run from its folder.
+
+    A finished run is ``final.pt`` plus ``metrics.json`` in ``config.output_dir`` whose stored
+    config equals ``config``. An interrupted run resumes from ``last.pt``. A folder holding a
+    different config is an error (delete it or choose another ``OUTPUT_DIR``), never overwritten.
+    """
+    import json
+
+    from cirlib.engine import fit, load_checkpoint, read_checkpoint
+
+    run_dir = config.resolved_output_dir()
+    final = run_dir / "final.pt"
+    metrics_path = run_dir / "metrics.json"
+    if final.exists() and metrics_path.exists() and not retrain:
+        stored = config_from_dict(read_checkpoint(final)["config"], source=str(final))
+        if not _same_config(stored, config):
+            raise ValueError(
+                f"{run_dir} holds a run with a different configuration. Delete that folder or pass "
+                "another OUTPUT_DIR to train this one."
+            )
+        model, _ = load_checkpoint(final, device=_device_for(config))
+        with open(metrics_path) as handle:
+            metrics = json.load(handle)
+        return TrainedModel(model, metrics.get("test") or {}, run_dir, config, reused=True)
+    result = fit(config, resume=not retrain, progress=progress)
+    model = result.model
+    model.eval()
+    return TrainedModel(model, result.test or {}, run_dir, config, reused=False)
+
+
+def _device_for(config: ExperimentConfig):
+    from cirlib.utils import resolve_device
+
+    return resolve_device(config.device)
+
+
+def validate_notebook_parameters(data: str, data_root: str | None, device: str, epochs: int | None = None) -> None:
+    """The checks every notebook runs right after its ``parameters`` cell.
+
+    Raises a ``ValueError`` that names the parameter and the fix (``DATA="cubb"`` suggests ``cub``).
+    """
+    validate_choice("DATA", data, DATASETS)
+    validate_choice("DEVICE", device.split(":")[0], ("auto", "cpu", "cuda", "mps"))
+    if data != "synthetic":
+        if not data_root:
+            raise ValueError(f"DATA={data!r} needs DATA_ROOT, the folder that holds the dataset.")
+        if not Path(data_root).exists():
+            raise FileNotFoundError(
+                f"DATA_ROOT={data_root!r} does not exist. See README, 'Paper scale', for the expected layout."
+            )
+    if epochs is not None and epochs < 0:
+        raise ValueError(f"EPOCHS={epochs} must be >= 0 (0 keeps the notebook's budget).")

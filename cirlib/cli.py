@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -32,10 +33,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides=args.set)
     if args.device:
         config.device = args.device
+    rank = int(os.environ.get("RANK", "0"))  # fit() has closed the process group by now
     result = fit(config, resume=args.resume, progress=not args.no_progress)
-    from cirlib.engine.distributed import is_main_process
-
-    if is_main_process() and result.test is not None:
+    if rank == 0 and result.test is not None:
         print(json.dumps(_headline(result.test), indent=2))
     return 0
 

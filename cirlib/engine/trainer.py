@@ -487,8 +487,22 @@ class Trainer:
                 out[key[4:]] = value / n
         return out
 
+    def _sync_from_rank0(self) -> None:
+        """Give every rank rank 0's weights *and buffers*.
+
+        DDP broadcasts buffers at the start of each forward, so after the last training step each
+        rank still holds the BatchNorm running statistics of its own last batch; a sharded
+        evaluation must use rank 0's (the ones saved in the checkpoint).
+        """
+        if not is_distributed():
+            return
+        with torch.no_grad():
+            for tensor in list(self.model.parameters()) + list(self.model.buffers()):
+                torch.distributed.broadcast(tensor.data, src=0)
+
     def evaluate(self, loader, desc: str = "eval") -> dict:
         """Evaluate the current model on ``loader`` (see :func:`evaluate_model`)."""
+        self._sync_from_rank0()
         return evaluate_model(
             self.model,
             loader,

@@ -1,0 +1,308 @@
+r"""``make results``: every variant of the ablation, several seeds, one shared budget.
+
+Usage::
+
+    python -m cirlib.results --out results [--seeds 0 1 2] [--methods cam has ...] [--jobs 2] [--fast]
+
+Every (method, seed) pair is trained through :func:`cirlib.experiments.experiment_config` and
+:func:`cirlib.experiments.train_or_load` with the budget of :data:`cirlib.experiments.BUDGETS`
+(``"demo"``, or ``"fast"`` with ``--fast``), so the runs are exactly those the notebooks train and
+reuse. Runs live in ``<out>/runs/`` and a finished run is reused, never retrained. ``--jobs``
+worker processes run in parallel, each with ``torch.set_num_threads(1)`` (one core each), so a
+2-core machine runs two trainings at a time.
+
+Written atomically into ``<out>/``:
+
+* ``results.json``: per run and aggregated over seeds (mean and sample standard deviation
+  :math:`s = \sqrt{\tfrac{1}{n-1}\sum_i (x_i - \bar x)^2}`, 0 for one seed) of MaxBoxAcc at IoU
+  30/50/70, MaxBoxAccV2, PxAP, top-1, GT-known Loc, Top-1 Loc and the training time per run, plus the
+  wall time of the whole command and a description of the machine;
+* ``results.csv``: one row per run, then one ``mean`` and one ``std`` row per method;
+* ``results.md``: a Markdown table, mean :math:`\pm` std per method.
+
+Seeds make it reproducible: the same seed gives the same numbers (single-threaded CPU training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "METRICS",
+    "aggregate",
+    "format_markdown",
+    "machine_description",
+    "main",
+    "run_one",
+    "run_results",
+]
+
+#: ``(key in results.json, label, function reading it from a run's test metrics)``.
+METRICS: tuple[tuple[str, str], ...] = (
+    ("maxboxacc_30", "MaxBoxAcc@30"),
+    ("maxboxacc_50", "MaxBoxAcc@50"),
+    ("maxboxacc_70", "MaxBoxAcc@70"),
+    ("maxboxacc_v2", "MaxBoxAccV2"),
+    ("pxap", "PxAP"),
+    ("top1", "top-1"),
+    ("gt_known_loc", "GT-known Loc"),
+    ("top1_loc", "Top-1 Loc"),
+    ("train_time_s", "train time (s)"),
+)
+
+#: The order of the ablation table.
+DEFAULT_METHODS: tuple[str, ...] = ("cam", "has", "complementary", "caam", "ssam", "full")
+
+
+def _flatten_metrics(test: dict[str, Any]) -> dict[str, float | None]:
+    box = test.get("maxboxacc") or {}
+    out: dict[str, float | None] = {f"maxboxacc_{k}": _num(box.get(k)) for k in ("30", "50", "70")}
+    for key in ("maxboxacc_v2", "pxap", "top1", "gt_known_loc", "top1_loc"):
+        out[key] = _num(test.get(key))
+    return out
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def run_one(method: str, seed: int, out: str, fast: bool = False, threads: int = 1) -> dict[str, Any]:
+    """Train (or reuse) one run and return its flattened metrics.
+
+    Args:
+        method: a method of :data:`cirlib.config.METHODS`.
+        seed: the run's seed.
+        out: the results folder; the run goes to ``<out>/runs/...``.
+        fast: the tiny CI budget.
+        threads: ``torch.set_num_threads`` for this process.
+
+    Returns:
+        ``{"method", "seed", "run_dir", "reused", "train_time_s", <metrics>}``; ``train_time_s`` is the
+        sum of the epochs' wall times recorded by the trainer (the time of the original training
+        when the run is reused).
+    """
+    import torch
+
+    torch.set_num_threads(int(threads))
+    from cirlib.experiments import experiment_config, train_or_load
+
+    config = experiment_config(method, seed=seed, fast=fast, output_dir=Path(out) / "runs", device="cpu")
+    trained = train_or_load(config, progress=False)
+    train_time = None
+    metrics_path = trained.output_dir / "metrics.json"
+    if metrics_path.exists():
+        with open(metrics_path) as handle:
+            history = json.load(handle).get("history") or []
+        train_time = float(sum(entry.get("time_s", 0.0) for entry in history))
+    row: dict[str, Any] = {
+        "method": method,
+        "seed": int(seed),
+        "run_dir": str(trained.output_dir),
+        "reused": bool(trained.reused),
+        "train_time_s": train_time,
+    }
+    row.update(_flatten_metrics(trained.metrics))
+    return row
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(var)
+
+
+def aggregate(runs: Sequence[dict[str, Any]], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Mean and sample standard deviation over seeds of every metric, per method.
+
+    Returns:
+        ``{method: {"seeds": [...], "n": int, "mean": {metric: value}, "std": {metric: value}}}``.
+    """
+    summary: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        rows = [r for r in runs if r["method"] == method]
+        if not rows:
+            continue
+        mean, std = {}, {}
+        for key, _ in METRICS:
+            mean[key], std[key] = _mean_std([r.get(key) for r in rows])
+        summary[method] = {"seeds": sorted(r["seed"] for r in rows), "n": len(rows), "mean": mean, "std": std}
+    return summary
+
+
+def _fmt(mean: float | None, std: float | None, digits: int = 1) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def format_markdown(summary: dict[str, dict[str, Any]], header: str = "") -> str:
+    """The aggregated table as Markdown (mean ± std over seeds; times in seconds)."""
+    cols = [m for m in METRICS]
+    lines = [header.rstrip()] if header else []
+    lines.append("| method | seeds | " + " | ".join(label for _, label in cols) + " |")
+    lines.append("| --- | --- | " + " | ".join("---" for _ in cols) + " |")
+    for method, agg in summary.items():
+        cells = [
+            _fmt(agg["mean"][key], agg["std"][key], 0 if key == "train_time_s" else 1) for key, _ in cols
+        ]
+        lines.append(f"| {method} | {agg['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _format_csv(runs: Sequence[dict[str, Any]], summary: dict[str, dict[str, Any]]) -> str:
+    keys = [k for k, _ in METRICS]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["method", "seed", *keys])
+    for r in runs:
+        writer.writerow([r["method"], r["seed"], *[_csv(r.get(k)) for k in keys]])
+    for method, agg in summary.items():
+        writer.writerow([method, "mean", *[_csv(agg["mean"][k]) for k in keys]])
+        writer.writerow([method, "std", *[_csv(agg["std"][k]) for k in keys]])
+    return buffer.getvalue()
+
+
+def _csv(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def machine_description() -> dict[str, Any]:
+    """Where the numbers came from: OS, CPU, core count, load average, library versions."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "load_average": load,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def run_results(
+    out: str | os.PathLike = "results",
+    seeds: Sequence[int] = (0, 1, 2),
+    methods: Sequence[str] = DEFAULT_METHODS,
+    jobs: int = 2,
+    fast: bool = False,
+    log=print,
+) -> dict[str, Any]:
+    """Train every ``(method, seed)``, ``jobs`` at a time, and write the results files.
+
+    Returns:
+        The ``results.json`` payload.
+    """
+    from cirlib.config import METHODS, validate_choice
+    from cirlib.experiments import BUDGETS
+    from cirlib.utils.io import atomic_write_json, atomic_write_text
+
+    for method in methods:
+        validate_choice("--methods", method, METHODS)
+    if int(jobs) < 1:
+        raise ValueError(f"cirlib.results: --jobs must be >= 1, got {jobs}.")
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    # Longest runs first, so the two workers finish together.
+    cost = {"full": 0, "ssam": 1, "caam": 2, "complementary": 3, "has": 4, "cam": 5}
+    tasks = sorted(((m, int(s)) for m in methods for s in seeds), key=lambda t: (cost.get(t[0], 9), t[1]))
+    machine_start = machine_description()
+    start = time.perf_counter()
+    runs: list[dict[str, Any]] = []
+    if int(jobs) == 1:
+        for method, seed in tasks:
+            runs.append(run_one(method, seed, str(out), fast))
+            log(_progress(runs[-1], len(runs), len(tasks), start))
+    else:
+        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(run_one, method, seed, str(out), fast) for method, seed in tasks]
+            for future in futures:
+                runs.append(future.result())
+                log(_progress(runs[-1], len(runs), len(tasks), start))
+    wall = time.perf_counter() - start
+    order = {m: i for i, m in enumerate(methods)}
+    runs.sort(key=lambda r: (order[r["method"]], r["seed"]))
+    summary = aggregate(runs, methods)
+    payload = {
+        "command": "python -m cirlib.results " + " ".join(sys.argv[1:]) if sys.argv else "",
+        "budget": "fast" if fast else "demo",
+        "budget_settings": BUDGETS["fast" if fast else "demo"],
+        "seeds": [int(s) for s in seeds],
+        "methods": list(methods),
+        "jobs": int(jobs),
+        "wall_time_s": round(wall, 1),
+        "all_reused": all(r["reused"] for r in runs),
+        "machine": {**machine_start, "load_average_end": machine_description()["load_average"]},
+        "runs": runs,
+        "summary": summary,
+    }
+    header = (
+        f"MaxBoxAcc, PxAP, accuracies in %, mean ± std over seeds {list(seeds)}; budget `{payload['budget']}`; "
+        f"wall time {wall / 60:.1f} min with {jobs} jobs on {machine_start['cpu_count']} cores "
+        f"({machine_start['cpu']}); load average at start {machine_start['load_average']}.\n\n"
+    )
+    atomic_write_json(out / "results.json", payload)
+    atomic_write_text(out / "results.csv", _format_csv(runs, summary))
+    atomic_write_text(out / "results.md", format_markdown(summary, header=header))
+    log(f"wrote {out / 'results.json'}, results.csv, results.md in {wall / 60:.1f} min")
+    return payload
+
+
+def _progress(row: dict[str, Any], done: int, total: int, start: float) -> str:
+    v2 = row.get("maxboxacc_v2")
+    return (
+        f"[{done}/{total}] {row['method']} seed {row['seed']}: MaxBoxAccV2 {v2 if v2 is None else round(v2, 2)}, "
+        f"top-1 {row.get('top1')}, {'reused' if row['reused'] else 'trained'} "
+        f"({time.perf_counter() - start:.0f} s elapsed)"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Command-line entry point (``python -m cirlib.results``)."""
+    parser = argparse.ArgumentParser(prog="python -m cirlib.results", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="results", help="results folder (runs go to <out>/runs/)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
+    parser.add_argument("--jobs", type=int, default=2, help="parallel trainings, one thread each")
+    parser.add_argument("--fast", action="store_true", help="the tiny CI budget (numbers mean nothing)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    return run_results(args.out, args.seeds, args.methods, args.jobs, args.fast)
+
+
+if __name__ == "__main__":
+    main()

@@ -123,7 +123,24 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
 
-_BUILTIN_SUBCOMMANDS: dict[str, Registrar] = {"train": _register_train, "evaluate": _register_evaluate}
+def _register_notebook(sub: argparse._SubParsersAction) -> None:
+    from cirlib import notebooks
+
+    p = sub.add_parser(
+        "notebook",
+        help="run the teaching notebooks headless (papermill), prepare them for nbval, make student copies",
+        description=notebooks.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    notebooks.build_parser(p)
+    p.set_defaults(func=notebooks.main_from_args)
+
+
+_BUILTIN_SUBCOMMANDS: dict[str, Registrar] = {
+    "train": _register_train,
+    "evaluate": _register_evaluate,
+    "notebook": _register_notebook,
+}
 
 #: name -> function adding a subparser; extend with :func:`register_subcommand`.
 SUBCOMMANDS: dict[str, Registrar] = dict(_BUILTIN_SUBCOMMANDS)

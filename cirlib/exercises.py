@@ -1,0 +1,297 @@
+r"""Checkers for the notebooks' exercises.
+
+Every exercise in a notebook is three cells: a markdown question, a code cell tagged ``solution``
+that assigns ``answer_N = ...`` (student copies replace it with ``answer_N = None``), and a checker
+cell calling one function of this module, e.g. ``check_00_head_fraction(answer_1, train_set)``.
+
+The pattern, for whoever adds exercises (one function per exercise, named
+``check_<notebook number>_<what>``):
+
+* compute the expected value from first principles or from the library, **not** from the answer;
+* call :func:`_verdict`, which prints a friendly line when the answer is right and raises
+  ``AssertionError`` with a hint (never the answer itself) when it is wrong;
+* an unanswered exercise (``None``) raises an ``AssertionError`` telling the student what to do.
+
+Append new checkers at the end of the file, grouped by notebook.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "check_00_head_box_iou",
+    "check_00_head_fraction",
+    "check_00_num_classes_per_group",
+    "check_01_cam_from_features",
+    "check_01_iou",
+    "check_01_maxboxacc_v2",
+    "check_02_head_hidden_probability",
+    "check_02_num_patches",
+    "check_02_scaled_patch_sizes",
+    "check_03_backbone_passes",
+    "check_03_pair_sum",
+    "check_03_second_view_fraction",
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _require(answer: Any, name: str) -> None:
+    """Fail with a clear message when the exercise was not answered (the student stub is ``None``)."""
+    if answer is None:
+        raise AssertionError(
+            f"{name} is still None: write your answer in the solution cell above (replace the "
+            f"'{name} = None' line), run it, then run this checker again."
+        )
+
+
+def _as_float(answer: Any, name: str) -> float:
+    _require(answer, name)
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        raise AssertionError(f"{name} must be a number, got {type(answer).__name__} {answer!r}.") from None
+    if math.isnan(value):
+        raise AssertionError(f"{name} is NaN; check for a division by zero.")
+    return value
+
+
+def _verdict(ok: bool, praise: str, hint: str) -> None:
+    """Print ``praise`` when ``ok``; otherwise raise ``AssertionError`` with the hint.
+
+    Returns ``None`` on purpose: a checker as the last line of a cell then prints only its verdict.
+    """
+    if not ok:
+        raise AssertionError("Not quite. Hint: " + hint)
+    print("Correct! " + praise)
+
+
+def _close(value: float, expected: float, tol: float) -> bool:
+    return abs(value - expected) <= tol
+
+
+# ----------------------------------------------------------------------------- 00: WSOL and the dataset
+
+
+def head_fraction(dataset: Any, n: int = 50) -> float:
+    r"""Mean over the first ``n`` images of :math:`|\text{head}| / |\text{object}|` (synthetic masks)."""
+    fractions = []
+    for i in range(min(n, len(dataset))):
+        r = dataset.render(i)
+        fractions.append(float(r["head_mask"].sum()) / float(max(r["mask"].sum(), 1)))
+    return float(np.mean(fractions))
+
+
+def check_00_head_fraction(answer: Any, dataset: Any, n: int = 50) -> None:
+    r"""Exercise 00.1: the mean fraction of object pixels that belong to the head.
+
+    Args:
+        answer: the student's value, a fraction in [0, 1] (not percent).
+        dataset: a :class:`~cirlib.data.SyntheticWSOL` split.
+        n: number of images averaged (the first ``n``).
+    """
+    value = _as_float(answer, "answer_1")
+    expected = head_fraction(dataset, n)
+    if value > 1.0 and _close(value / 100.0, expected, 0.005):
+        raise AssertionError("Not quite. Hint: give a fraction in [0, 1], not a percentage.")
+    _verdict(
+        _close(value, expected, 0.005),
+        f"The head is only {expected:.1%} of the object's pixels: a detector that finds the head alone "
+        "finds a tiny part of the object.",
+        f"average, over the first {n} images, head_mask.sum() / mask.sum() from dataset.render(i) "
+        "(the mask is the whole object, head included).",
+    )
+
+
+def _bbox_of(mask: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return np.array([cols[0], rows[0], cols[-1], rows[-1]], dtype=np.int64)
+
+
+def check_00_head_box_iou(answer: Any, dataset: Any, index: int = 0) -> None:
+    """Exercise 00.2: the IoU of the head's tight box with the object's GT box (inclusive pixels).
+
+    Args:
+        answer: the student's IoU in [0, 1].
+        dataset: a :class:`~cirlib.data.SyntheticWSOL` split.
+        index: the image.
+    """
+    from cirlib.metrics import box_iou_inclusive
+
+    value = _as_float(answer, "answer_2")
+    r = dataset.render(index)
+    expected = float(box_iou_inclusive(_bbox_of(r["head_mask"])[None], r["box"][None])[0, 0])
+    _verdict(
+        _close(value, expected, 1e-3),
+        f"IoU = {expected:.3f}: far below 0.5, so a box around the head alone counts as a miss at IoU 50.",
+        "the head box is the tight box of render(i)['head_mask'] (min/max of its rows and columns); "
+        "IoU counts pixels inclusively: width = x1 - x0 + 1. cirlib.metrics.box_iou_inclusive does it.",
+    )
+
+
+def check_00_num_classes_per_group(answer: Any, dataset: Any) -> None:
+    """Exercise 00.3: how many classes share one body texture (a group)."""
+    _require(answer, "answer_3")
+    expected = int(dataset.spec.classes_per_group)
+    _verdict(
+        answer == expected,
+        f"{expected} classes share each body texture, so the body alone narrows the class down to a "
+        f"group but cannot tell the {expected} apart: only the head can.",
+        "look at dataset.class_to_group (or dataset.spec): count the classes that map to group 0.",
+    )
+
+
+# ----------------------------------------------------------------------------- 01: CAM baseline
+
+
+def check_01_iou(answer: Any) -> None:
+    """Exercise 01.1: the inclusive IoU of the boxes ``[0, 0, 9, 9]`` and ``[5, 5, 14, 14]``."""
+    value = _as_float(answer, "answer_1")
+    expected = 25.0 / 175.0  # 5x5 overlap, two 10x10 boxes
+    _verdict(
+        _close(value, expected, 1e-4),
+        f"IoU = 25 / 175 = {expected:.4f}.",
+        "with inclusive corners a box [0, 0, 9, 9] is 10 x 10 pixels; the overlap is [5, 5, 9, 9]; "
+        "IoU = overlap / (area_a + area_b - overlap).",
+    )
+
+
+def check_01_maxboxacc_v2(answer: Any, metrics: dict) -> None:
+    """Exercise 01.2: MaxBoxAccV2 from the per-IoU MaxBoxAcc of this run.
+
+    Args:
+        answer: the student's value in percent.
+        metrics: the run's test metrics (``metrics["maxboxacc"]`` maps ``"30"/"50"/"70"`` to percent).
+    """
+    value = _as_float(answer, "answer_2")
+    expected = float(np.mean([metrics["maxboxacc"][k] for k in ("30", "50", "70")]))
+    _verdict(
+        _close(value, expected, 1e-6 + 1e-9 * abs(expected)),
+        f"MaxBoxAccV2 = {expected:.2f} %, the mean over IoU 30, 50 and 70.",
+        "MaxBoxAccV2 averages MaxBoxAcc over the IoU thresholds 30, 50 and 70 (each in percent, multi-contour).",
+    )
+
+
+def check_01_cam_from_features(answer: Any, features: Any, weight: Any, label: int) -> None:
+    r"""Exercise 01.3: the CAM :math:`M_k = \sum_c w_{k,c} F_c` of class ``label`` for one image.
+
+    Args:
+        answer: ``(h, w)`` tensor or array.
+        features: ``(C, h, w)`` features of the image.
+        weight: ``(K, C)`` or ``(K, C, 1, 1)`` classifier weights.
+        label: the class :math:`k`.
+    """
+    import torch
+
+    _require(answer, "answer_3")
+    f = torch.as_tensor(features).float()
+    w = torch.as_tensor(weight).float().reshape(torch.as_tensor(weight).shape[0], -1)
+    expected = torch.einsum("c,chw->hw", w[label], f)
+    got = torch.as_tensor(np.asarray(answer.detach().cpu() if hasattr(answer, "detach") else answer)).float()
+    if tuple(got.shape) != tuple(expected.shape):
+        raise AssertionError(
+            f"Not quite. Hint: the map of one class for one image has shape {tuple(expected.shape)}, "
+            f"yours is {tuple(got.shape)}; sum over the channel axis only."
+        )
+    _verdict(
+        bool(torch.allclose(got, expected, atol=1e-4, rtol=1e-4)),
+        "That is the class activation map: one weighted sum of feature channels per position.",
+        "weight row `label` holds one weight per channel; multiply each channel map by its weight and "
+        "sum over channels (no bias, no ReLU, no normalisation).",
+    )
+
+
+# ----------------------------------------------------------------------------- 02: Hide-and-Seek
+
+
+def check_02_num_patches(answer: Any, height: int = 48, width: int = 64, patch_size: int = 13) -> None:
+    """Exercise 02.1: number of grid patches on an ``height x width`` image with side ``patch_size``."""
+    _require(answer, "answer_1")
+    expected = math.ceil(height / patch_size) * math.ceil(width / patch_size)
+    _verdict(
+        answer == expected,
+        f"{math.ceil(height / patch_size)} rows x {math.ceil(width / patch_size)} columns = {expected} patches "
+        "(the last row and column are cut at the border).",
+        "the grid starts at the top-left corner and the border patches are cut, so count "
+        "ceil(H / s) rows and ceil(W / s) columns.",
+    )
+
+
+def check_02_scaled_patch_sizes(answer: Any, image_size: int = 64) -> None:
+    """Exercise 02.2: the HaS patch sides (0, 16, 32, 44, 56) at 224 px scaled to ``image_size``."""
+    from cirlib.methods import scale_patch_sizes
+
+    _require(answer, "answer_2")
+    expected = scale_patch_sizes(image_size=image_size)
+    try:
+        got = tuple(int(v) for v in answer)
+    except TypeError:
+        raise AssertionError("answer_2 must be a sequence of five integers, e.g. (0, 1, 2, 3, 4).") from None
+    _verdict(
+        got == expected,
+        f"{expected}: the same fractions of the image as HaS's sides at 224 px.",
+        f"scale each side by {image_size}/224 and round half up; 0 ('hide nothing') stays 0.",
+    )
+
+
+def check_02_head_hidden_probability(answer: Any, hide_prob: float = 0.5, num_sizes: int = 5) -> None:
+    """Exercise 02.3: the chance that HaS hides the head in a training image.
+
+    The head lies inside one patch; one of the ``num_sizes`` patch sides is 0 (nothing hidden).
+    """
+    value = _as_float(answer, "answer_3")
+    expected = (num_sizes - 1) / num_sizes * hide_prob
+    _verdict(
+        _close(value, expected, 1e-6),
+        f"P = {num_sizes - 1}/{num_sizes} x {hide_prob} = {expected:.2f}: in that share of the steps the "
+        "network must classify from the body.",
+        "two independent events: the batch's patch side is not 0 (one of the five sides is 0), and the "
+        "head's patch is hidden (probability p).",
+    )
+
+
+# ----------------------------------------------------------------------------- 03: complementary regions
+
+
+def check_03_pair_sum(answer: Any, images: Any) -> None:
+    r"""Exercise 03.1: :math:`I_1 + I_2` for normalised images (:math:`\mu = 0`) equals :math:`I`."""
+    import torch
+
+    _require(answer, "answer_1")
+    got = torch.as_tensor(answer).float()
+    images = torch.as_tensor(images).float()
+    if tuple(got.shape) != tuple(images.shape):
+        raise AssertionError(f"Not quite. Hint: I1 + I2 has the images' shape {tuple(images.shape)}, "
+                             f"yours is {tuple(got.shape)}.")
+    _verdict(
+        bool(torch.allclose(got, images, atol=1e-6)),
+        "I1 + I2 = I (+ mu, which is 0 after normalisation): together the two views lose no pixel.",
+        "add the two images returned by complementary_pair for the same images and mask.",
+    )
+
+
+def check_03_second_view_fraction(answer: Any, hide_prob: float = 0.3) -> None:
+    """Exercise 03.2: the expected fraction of pixels :math:`I_2` shows when patches hide with ``hide_prob``."""
+    value = _as_float(answer, "answer_2")
+    _verdict(
+        _close(value, hide_prob, 1e-6),
+        f"I2 shows exactly what I1 hides: a fraction p = {hide_prob} in expectation.",
+        "I2 = (1 - M) * I + M * mu shows the pixels that M hides; each patch is hidden with probability p.",
+    )
+
+
+def check_03_backbone_passes(answer: Any) -> None:
+    """Exercise 03.3: backbone forward passes per training image (two-branch model, no fusion loss)."""
+    _require(answer, "answer_3")
+    _verdict(
+        answer == 2,
+        "Two passes (one per complementary image), so a training step costs about twice a HaS step; "
+        "inference is one pass on the full image.",
+        "each branch sees its own image, I1 or I2, through the shared backbone.",
+    )

@@ -37,9 +37,9 @@ __all__ = [
 BUDGETS: dict[str, dict[str, Any]] = {
     "demo": {
         "data": {"name": "synthetic", "image_size": 64, "batch_size": 64, "eval_batch_size": 200,
-                 "train_limit": 4000, "eval_limit": 1000, "num_workers": 0, "pin_memory": False},
-        "model": {"arch": "small_cnn", "options": {"width": 16}},
-        "train": {"epochs": 8, "lr": 0.02, "new_layer_lr_mult": 1.0, "lr_schedule": "cosine",
+                 "train_limit": 2400, "eval_limit": 500, "num_workers": 0, "pin_memory": False},
+        "model": {"arch": "small_cnn", "options": {"width": 8}},
+        "train": {"epochs": 5, "lr": 0.02, "new_layer_lr_mult": 1.0, "lr_schedule": "cosine",
                   "weight_decay": 1e-4, "eval_every": 0, "checkpoint_every_steps": 50, "log_every": 10},
         "eval": {"split": "test", "val_split": None, "cam_interval": 0.01},
     },

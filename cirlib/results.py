@@ -48,6 +48,8 @@ __all__ = [
     "main",
     "run_one",
     "run_results",
+    "synthetic_config_yaml",
+    "write_synthetic_configs",
 ]
 
 #: ``(key in results.json, label, function reading it from a run's test metrics)``.
@@ -291,6 +293,47 @@ def _progress(row: dict[str, Any], done: int, total: int, start: float) -> str:
     )
 
 
+_CONFIG_TITLES = {
+    "cam": "CAM baseline: backbone + 1x1-conv classifier + GAP, cross-entropy on the full image.",
+    "has": "Hide-and-Seek: hide random patches (p = 0.5) while training.",
+    "complementary": "Complementary image pairs through a shared backbone, two classifiers, no attention.",
+    "caam": "Complementary branches + channel-wise assisted attention (CAAM).",
+    "ssam": "Complementary branches + spatial self-attention (SSAM).",
+    "full": "The full reconstruction: complementary branches, CAAM, SSAM and the attention-based fusion loss.",
+}
+
+
+def synthetic_config_yaml(method: str) -> str:
+    """``configs/synthetic/<method>.yaml``: the demo budget of seed 0, as ``make results`` trains it.
+
+    ``cirlib train --config configs/synthetic/<method>.yaml`` then reproduces the seed-0 numbers of
+    ``results/results.json`` (only ``name``, ``output_dir`` and ``device`` differ).
+    """
+    import yaml
+
+    from cirlib.config import config_to_dict
+    from cirlib.experiments import experiment_config
+
+    values = config_to_dict(experiment_config(method, seed=0))
+    values["name"] = f"synthetic_{method}"
+    values["output_dir"] = f"runs/synthetic_{method}"
+    values["device"] = "auto"
+    header = (
+        f"# {_CONFIG_TITLES.get(method, method)}\n"
+        "# The demo budget of cirlib/experiments.py (BUDGETS['demo'] + METHOD_OPTIONS), seed 0: the same run as\n"
+        "# `make results` and the notebooks train; written by `python -m cirlib.results --write-configs configs/synthetic`.\n"
+        f"#   cirlib train --config configs/synthetic/{method}.yaml [--set train.epochs=3 ...]\n"
+    )
+    return header + yaml.safe_dump(values, sort_keys=False)
+
+
+def write_synthetic_configs(folder: str | os.PathLike, methods: Sequence[str] = DEFAULT_METHODS) -> list[Path]:
+    """Write :func:`synthetic_config_yaml` for every method into ``folder``."""
+    from cirlib.utils.io import atomic_write_text
+
+    return [atomic_write_text(Path(folder) / f"{m}.yaml", synthetic_config_yaml(m)) for m in methods]
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Command-line entry point (``python -m cirlib.results``)."""
     parser = argparse.ArgumentParser(prog="python -m cirlib.results", description=__doc__.split("\n")[0])
@@ -299,7 +342,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
     parser.add_argument("--jobs", type=int, default=2, help="parallel trainings, one thread each")
     parser.add_argument("--fast", action="store_true", help="the tiny CI budget (numbers mean nothing)")
+    parser.add_argument("--write-configs", metavar="DIR", default=None,
+                        help="only write the per-method demo configs (configs/synthetic) and exit")
     args = parser.parse_args(argv)
+    if args.write_configs:
+        paths = write_synthetic_configs(args.write_configs, args.methods)
+        print("wrote " + ", ".join(str(p) for p in paths))
+        return {"configs": [str(p) for p in paths]}
     os.environ.setdefault("TQDM_DISABLE", "1")
     return run_results(args.out, args.seeds, args.methods, args.jobs, args.fast)
 

@@ -66,3 +66,21 @@ def test_aggregate_mean_and_sample_std():
 def test_unknown_method_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="--methods"):
         main(["--out", str(tmp_path), "--methods", "hass", "--fast", "--jobs", "1"])
+
+
+@pytest.mark.parametrize("method", ["cam", "has", "complementary", "caam", "ssam", "full"])
+def test_synthetic_configs_mirror_the_demo_budget(method):
+    """configs/synthetic/<method>.yaml trains exactly the seed-0 run of ``make results``."""
+    from cirlib.config import config_to_dict, load_config
+    from cirlib.experiments import experiment_config
+    from cirlib.paths import CONFIGS_DIR
+
+    stored = config_to_dict(load_config(CONFIGS_DIR / "synthetic" / f"{method}.yaml"))
+    expected = config_to_dict(experiment_config(method, seed=0))
+    for d in (stored, expected):
+        for key in ("name", "output_dir", "device"):
+            d.pop(key)
+    assert stored == expected, (
+        f"configs/synthetic/{method}.yaml is out of date with cirlib/experiments.py; regenerate it with "
+        "`python -m cirlib.results --write-configs configs/synthetic`."
+    )

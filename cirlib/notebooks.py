@@ -158,8 +158,25 @@ def prepare_ci(source_dir: str | os.PathLike, out_dir: str | os.PathLike) -> lis
         params = {k: v for k, v in params.items() if k in declared_parameters(notebook)}
         target = out_dir / notebook.name
         run_notebook(notebook, target, params, prepare_only=True)
+        _mark_reference_outputs(target)
         written.append(target)
     return written
+
+
+def _mark_reference_outputs(path: Path) -> None:
+    """Give the committed (checked) outputs an execution count.
+
+    Committed notebooks carry no execution counts, and nbval refuses a cell that has outputs but no
+    count ("Unrun reference cell has outputs"), so the prepared copy numbers those cells.
+    """
+    nb = _read(path)
+    for count, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
+        if cell.get("outputs"):
+            cell.execution_count = count
+            for output in cell.outputs:
+                if "execution_count" in output:
+                    output["execution_count"] = count
+    _write(nb, path)
 
 
 def run_demo(

@@ -16,6 +16,14 @@ the head: the box is much smaller than the object. Hiding the head (Hide-and-See
 use the body. The ground-truth mask is :math:`M = M_\text{body} \cup M_\text{head}` and the box is its
 inclusive bounding box, :math:`[\min_x M, \min_y M, \max_x M, \max_y M]`.
 
+Measured (a throwaway check, not a test: 3,000 training images at 64x64, a 6-conv GAP CNN of width
+16-32-64, Adam 1e-3, 5 epochs, one seed, default knobs; 500 test images): plain CAM reaches 100% top-1
+and its GT-class map peaks within 2 px of the head on 65% of the images, a blob centred on the head that
+misses the body (thresholded box covers 58% of the GT box; MaxBoxAcc 30/50/70 = 62.0 / 0.8 / 0.0).
+Hide-and-Seek (8-px patches, p = 0.5) keeps 100% top-1 and moves the map towards the body (peak on the
+head 29%, GT box covered 71%) but in 5 epochs does not yet raise MaxBoxAcc (58.8 / 1.0 / 0.0): the
+network needs longer training (DESIGN section 3 used 6,000 images and 10 epochs) to learn the faint body cue.
+
 Generation is per index, from ``numpy.random.SeedSequence([seed, split_code, index])``: deterministic,
 independent of access order, identical in every DataLoader worker; splits use different split codes.
 """

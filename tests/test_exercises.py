@@ -1,0 +1,104 @@
+"""The exercise checkers of notebooks 00-03: right answers pass, wrong ones fail with a hint."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cirlib import exercises
+from cirlib.data import SyntheticWSOL
+from cirlib.methods import complementary_pair, scale_patch_sizes
+from cirlib.metrics import box_iou_inclusive
+
+
+@pytest.fixture(scope="module")
+def dataset() -> SyntheticWSOL:
+    return SyntheticWSOL("train", size=60, image_size=32, seed=3)
+
+
+def _head_fraction(ds: SyntheticWSOL, n: int) -> float:
+    return float(np.mean([ds.render(i)["head_mask"].sum() / ds.render(i)["mask"].sum() for i in range(n)]))
+
+
+def _tight(mask: np.ndarray) -> np.ndarray:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return np.array([cols[0], rows[0], cols[-1], rows[-1]])
+
+
+def _cases(ds: SyntheticWSOL):
+    """(checker, right answer, wrong answer, extra args) for every checker."""
+    metrics = {"maxboxacc": {"30": 90.0, "50": 60.0, "70": 15.0}}
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(6, 4, 5, generator=gen)
+    weight = torch.randn(3, 6, 1, 1, generator=gen)
+    cam = torch.einsum("c,chw->hw", weight.flatten(1)[2], feats)
+    images = torch.randn(2, 3, 16, 20, generator=gen)
+    i1, i2, _ = complementary_pair(images, 6, 0.5, generator=gen)
+    head_iou = float(box_iou_inclusive(_tight(ds.render(0)["head_mask"])[None], ds.render(0)["box"][None])[0, 0])
+    return [
+        (exercises.check_00_head_fraction, _head_fraction(ds, 50), _head_fraction(ds, 50) + 0.05, (ds,)),
+        (exercises.check_00_head_box_iou, head_iou, head_iou + 0.1, (ds, 0)),
+        (exercises.check_00_num_classes_per_group, ds.spec.classes_per_group, ds.spec.classes_per_group + 1, (ds,)),
+        (exercises.check_01_iou, 25 / 175, 25 / 200, ()),
+        (exercises.check_01_maxboxacc_v2, 55.0, 60.0, (metrics,)),
+        (exercises.check_01_cam_from_features, cam, cam + 0.1, (feats, weight, 2)),
+        (exercises.check_02_num_patches, 20, 12, (48, 64, 13)),
+        (exercises.check_02_scaled_patch_sizes, (0, 5, 9, 13, 16), (0, 4, 9, 12, 16), (64,)),
+        (exercises.check_02_head_hidden_probability, 0.4, 0.5, (0.5, 5)),
+        (exercises.check_03_pair_sum, i1 + i2, i1, (images,)),
+        (exercises.check_03_second_view_fraction, 0.3, 0.7, (0.3,)),
+        (exercises.check_03_backbone_passes, 2, 1, ()),
+    ]
+
+
+def test_every_checker_is_covered(dataset):
+    covered = {case[0].__name__ for case in _cases(dataset)}
+    assert covered == set(exercises.__all__)
+
+
+def test_right_answers_pass_with_a_friendly_message(dataset, capsys):
+    for checker, right, _, args in _cases(dataset):
+        assert checker(right, *args) is None, checker.__name__  # None: no echo as a cell's last line
+        out = capsys.readouterr().out
+        assert out.startswith("Correct!"), (checker.__name__, out)
+
+
+def test_wrong_answers_fail_with_a_hint_not_the_answer(dataset):
+    for checker, right, wrong, args in _cases(dataset):
+        with pytest.raises(AssertionError, match="Hint") as info:
+            checker(wrong, *args)
+        if isinstance(right, float) and not math.isclose(right, round(right, 1)):
+            assert f"{right:.4f}" not in str(info.value), checker.__name__
+
+
+def test_unanswered_exercises_say_what_to_do(dataset):
+    for checker, _, _, args in _cases(dataset):
+        with pytest.raises(AssertionError, match="still None"):
+            checker(None, *args)
+
+
+def test_percent_instead_of_fraction_gets_a_specific_hint(dataset):
+    with pytest.raises(AssertionError, match="not a percentage"):
+        exercises.check_00_head_fraction(100 * _head_fraction(dataset, 50), dataset)
+
+
+def test_non_numeric_answer_is_reported():
+    with pytest.raises(AssertionError, match="must be a number"):
+        exercises.check_01_iou([0.14])
+    with pytest.raises(AssertionError, match="is NaN"):
+        exercises.check_01_iou(float("nan"))
+
+
+def test_cam_shape_mismatch_is_explained():
+    feats, weight = torch.ones(6, 4, 5), torch.ones(3, 6)
+    with pytest.raises(AssertionError, match=r"shape \(4, 5\)"):
+        exercises.check_01_cam_from_features(torch.ones(3, 4, 5), feats, weight, 0)
+
+
+def test_scaled_patch_sizes_expected_value_matches_library():
+    # The checker's expectation comes from the library; the notebook asks for the hand formula.
+    by_hand = tuple(int(math.floor(s * 64 / 224 + 0.5)) for s in (0, 16, 32, 44, 56))
+    assert by_hand == scale_patch_sizes(image_size=64)

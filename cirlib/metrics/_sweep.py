@@ -71,53 +71,192 @@ def _best_iou(bx0: int, by0: int, bx1: int, by1: int, gt: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def _pixel_order(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Counting sort: pixel indices grouped by value; ``start[v]:start[v + 1]`` holds value ``v``."""
-    n = flat.shape[0]
+def _pixel_order(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counting sort of the pixels by value, as indices into the 1-pixel-padded grid.
+
+    ``order[start[v]:start[v + 1]]`` holds the padded indices ``(y + 1) (W + 2) + x + 1`` of the
+    pixels of value ``v``, in raster order.
+    """
+    h, w = q.shape
+    w2 = w + 2
     start = np.zeros(257, dtype=np.int64)
-    for i in range(n):
-        start[flat[i] + 1] += 1
+    for y in range(h):
+        for x in range(w):
+            start[q[y, x] + 1] += 1
     for v in range(256):
         start[v + 1] += start[v]
     fill = start[:256].copy()
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        v = flat[i]
-        order[fill[v]] = i
-        fill[v] += 1
+    order = np.empty(h * w, dtype=np.int64)
+    for y in range(h):
+        for x in range(w):
+            v = q[y, x]
+            order[fill[v]] = (y + 1) * w2 + x + 1
+            fill[v] += 1
     return order, start
 
 
+_QUAD_COUNT = np.array([bin(m).count("1") for m in range(16)], dtype=np.int64)
+# 4 x Euler contribution of a 2x2 bit quad (8-connected foreground): +1 for one pixel, -1 for three,
+# -2 for the two diagonal patterns
+_QUAD_EULER4 = np.array([1 if bin(m).count("1") == 1 else -1 if bin(m).count("1") == 3
+                         else -2 if m in (0b1001, 0b0110) else 0 for m in range(16)], dtype=np.int64)
+
+
 @njit(cache=True)
-def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best IoUs of every needed level in both contour modes.
+def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray,
+             with_holes: bool, hole_best: np.ndarray, hole_off: np.ndarray, hole_e: np.ndarray,
+             hole_b2: np.ndarray, quad_count: np.ndarray, quad_euler4: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Outer contours: foreground ``{q >= L}``, 8-connected, grows as ``L`` falls.
 
-    Args:
-        q: ``(H, W)`` uint8 map (C-contiguous).
-        gt: ``(k, 4)`` float64 GT boxes, inclusive corners.
-        need: ``(256,)`` bool, levels ``L`` (``F = q >= L``, ``L`` a value present in ``q``) to solve.
-
-    Returns:
-        ``(multi, single, single_ok)``, each ``(256,)``: the best IoU over every contour's box, the
-        IoU of the largest contour's box, and whether that largest contour was certified (when
-        ``False`` the caller must find it with OpenCV).
+    Returns ``(multi, single, single_ok, holes)``: per level the best IoU over the outer boxes (and
+    the hole boxes' ``hole_best``), the IoU of the largest contour's box, whether that choice is
+    certified, and the number of holes :math:`H = C - E`. Without ``with_holes`` the certificate
+    only holds on levels with ``holes == 0``.
     """
-    h, w = q.shape
-    n = h * w
-    flat = q.ravel()
-    order, start = _pixel_order(flat)
+    w2 = w + 2
+    n = (h + 2) * w2
+    nb8 = np.array([-1, 1, -w2 - 1, -w2, -w2 + 1, w2 - 1, w2, w2 + 1], dtype=np.int64)
+    # pixel p is bit b of the cell whose top-left pixel is p - cell_off[b]
+    cell_off = np.array([0, 1, w2, w2 + 1], dtype=np.int64)
+    cell_bit = np.array([1, 2, 4, 8], dtype=np.uint8)
     multi = np.zeros(256)
     single = np.zeros(256)
     single_ok = np.zeros(256, dtype=np.bool_)
+    holes = np.zeros(256, dtype=np.int64)
+    parent = np.full(n + 1, -1, dtype=np.int32)
+    size = np.zeros(n + 1, dtype=np.int32)
+    bx0 = np.zeros(n + 1, dtype=np.int32)  # bounding boxes in padded coordinates
+    by0 = np.zeros(n + 1, dtype=np.int32)
+    bx1 = np.zeros(n + 1, dtype=np.int32)
+    by1 = np.zeros(n + 1, dtype=np.int32)
+    pmin = np.zeros(n + 1, dtype=np.int32)  # raster-first pixel of the component
+    area2 = np.zeros(n + 1, dtype=np.int64)
+    iou_cache = np.zeros(n + 1)
+    dirty = np.zeros(n + 1, dtype=np.bool_)
+    roots = np.empty(n + 1, dtype=np.int32)  # live roots (swap-remove list)
+    rpos = np.empty(n + 1, dtype=np.int32)
+    parent[:] = -1
+    extra2 = np.zeros(n + 1, dtype=np.int64)
+    cells = np.zeros(n, dtype=np.uint8)  # 2x2 cell bit masks, indexed by the cell's top-left pixel
+    nroots = 0
+    euler4 = 0
+    for v in range(255, -1, -1):
+        if start[v + 1] == start[v]:
+            continue
+        for k in range(start[v], start[v + 1]):
+            p = order[k]
+            y = p // w2
+            x = p - y * w2
+            parent[p] = p
+            size[p] = 1
+            bx0[p] = x
+            bx1[p] = x
+            by0[p] = y
+            by1[p] = y
+            pmin[p] = p
+            area2[p] = 0
+            dirty[p] = True
+            roots[nroots] = p
+            rpos[p] = nroots
+            nroots += 1
+            rp = p
+            for d in range(8):
+                other = p + nb8[d]
+                if parent[other] < 0:
+                    continue
+                ro = _find(parent, other)
+                if ro == rp:
+                    continue
+                ra, rb = rp, ro
+                if size[rb] > size[ra]:
+                    ra, rb = rb, ra
+                parent[rb] = ra
+                size[ra] += size[rb]
+                area2[ra] += area2[rb]
+                bx0[ra] = min(bx0[ra], bx0[rb])
+                by0[ra] = min(by0[ra], by0[rb])
+                bx1[ra] = max(bx1[ra], bx1[rb])
+                by1[ra] = max(by1[ra], by1[rb])
+                pmin[ra] = min(pmin[ra], pmin[rb])
+                dirty[ra] = True
+                j = rpos[rb]
+                nroots -= 1
+                last = roots[nroots]
+                roots[j] = last
+                rpos[last] = j
+                rp = ra
+            # the 4 cells containing p: a 3rd / 4th foreground pixel adds 1/2 to the area of the
+            # (single) component; bit-quad changes update 4 x the Euler number C - H (Gray 1971)
+            for d in range(4):
+                c = p - cell_off[d]
+                old = cells[c]
+                new = old | cell_bit[d]
+                cells[c] = new
+                euler4 += quad_euler4[new] - quad_euler4[old]
+                if quad_count[new] >= 3:
+                    area2[rp] += 1
+        if not need[v]:
+            continue
+        best = hole_best[v]
+        top = -1
+        top_a = -1
+        n_top = 0
+        for k in range(nroots):
+            r = roots[k]
+            a = area2[r]
+            if a > top_a:
+                top_a = a
+                top = r
+                n_top = 1
+            elif a == top_a:
+                n_top += 1
+                if pmin[r] > pmin[top]:  # OpenCV lists top-level contours in reverse raster order
+                    top = r
+            if dirty[r]:
+                iou_cache[r] = _best_iou(bx0[r] - 1, by0[r] - 1, min(bx1[r], w - 1), min(by1[r], h - 1), gt)
+                dirty[r] = False
+            if iou_cache[r] > best:
+                best = iou_cache[r]
+        multi[v] = best
+        holes[v] = nroots - euler4 // 4
+        ok = True
+        if with_holes and hole_off[v + 1] > hole_off[v] and nroots > 1:
+            # exact area A(C) = a(C) without enclosed holes; else a(C) <= A(C) <= a(C) + extra(C)
+            for k in range(hole_off[v], hole_off[v + 1]):
+                extra2[_find(parent, hole_e[k])] += hole_b2[k]
+            for k in range(nroots):
+                r = roots[k]
+                if area2[r] == top_a:
+                    if n_top > 1 and extra2[r] > 0:
+                        ok = False
+                elif area2[r] + extra2[r] >= top_a:
+                    ok = False
+            for k in range(hole_off[v], hole_off[v + 1]):
+                extra2[_find(parent, hole_e[k])] = 0
+        single_ok[v] = ok
+        if ok:
+            single[v] = iou_cache[top]
+    return multi, single, single_ok, holes
+
+
+@njit(cache=True)
+def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Holes: background ``{q < L}``, 4-connected, grows as ``L`` rises; ``outside`` = the zero frame.
+
+    Returns ``(hole_best, hole_off, hole_e, hole_b2)``: per level the best IoU over the hole boxes,
+    and for the holes of level ``v`` (``hole_off[v]:hole_off[v + 1]``) a pixel of the enclosing
+    component and the bound :math:`2 (w_h + 1)(h_h + 1)` on the hole contour's area (half units).
+    """
+    w2 = w + 2
+    n = (h + 2) * w2
     hole_best = np.zeros(256)
-    # holes of each needed level: enclosing foreground pixel and area bound (half units)
     hole_off = np.zeros(257, dtype=np.int64)
     cap = 1024
     hole_e = np.empty(cap, dtype=np.int32)
     hole_b2 = np.empty(cap, dtype=np.int64)
     n_holes = 0
-
     parent = np.full(n + 1, -1, dtype=np.int32)
     size = np.zeros(n + 1, dtype=np.int32)
     bx0 = np.zeros(n + 1, dtype=np.int32)
@@ -125,16 +264,19 @@ def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
     bx1 = np.zeros(n + 1, dtype=np.int32)
     by1 = np.zeros(n + 1, dtype=np.int32)
     pmin = np.zeros(n + 1, dtype=np.int32)
-    area2 = np.zeros(n + 1, dtype=np.int64)
     iou_cache = np.zeros(n + 1)
     dirty = np.zeros(n + 1, dtype=np.bool_)
-    roots = np.empty(n + 1, dtype=np.int32)  # live roots (swap-remove list)
+    roots = np.empty(n + 1, dtype=np.int32)
     rpos = np.empty(n + 1, dtype=np.int32)
-
-    # ---- holes: background {q < L}, 4-connected, grows as L rises; `outside` = the zero frame ----
     outside = n
     parent[outside] = outside
     size[outside] = n + 1
+    for x in range(w2):
+        parent[x] = outside
+        parent[n - 1 - x] = outside
+    for y in range(1, h + 1):
+        parent[y * w2] = outside
+        parent[y * w2 + w + 1] = outside
     nroots = 0
     seen_any = False
     for v in range(256):
@@ -154,9 +296,9 @@ def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
                 hole_b2 = b2
             for k in range(nroots):
                 r = roots[k]
-                if dirty[r]:
-                    iou_cache[r] = _best_iou(bx0[r] - 1, by0[r] - 1, min(bx1[r] + 2, w - 1),
-                                             min(by1[r] + 2, h - 1), gt)
+                if dirty[r]:  # hole border box: one pixel around the hole, in image coordinates
+                    iou_cache[r] = _best_iou(bx0[r] - 2, by0[r] - 2, min(bx1[r] + 1, w - 1),
+                                             min(by1[r] + 1, h - 1), gt)
                     dirty[r] = False
                 if iou_cache[r] > best:
                     best = iou_cache[r]
@@ -168,8 +310,8 @@ def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
         seen_any = True
         for k in range(start[v], start[v + 1]):
             p = order[k]
-            y = p // w
-            x = p - y * w
+            y = p // w2
+            x = p - y * w2
             parent[p] = p
             size[p] = 1
             bx0[p] = x
@@ -182,28 +324,15 @@ def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
             rpos[p] = nroots
             nroots += 1
             rp = p
-            for d in range(5):
+            for d in range(4):
                 if d == 0:
-                    if x == 0 or y == 0 or x == w - 1 or y == h - 1:
-                        other = outside
-                    else:
-                        continue
-                elif d == 1:
-                    if x == 0:
-                        continue
                     other = p - 1
-                elif d == 2:
-                    if x == w - 1:
-                        continue
+                elif d == 1:
                     other = p + 1
-                elif d == 3:
-                    if y == 0:
-                        continue
-                    other = p - w
+                elif d == 2:
+                    other = p - w2
                 else:
-                    if y == h - 1:
-                        continue
-                    other = p + w
+                    other = p + w2
                 if parent[other] < 0:
                     continue
                 ro = _find(parent, other)
@@ -227,107 +356,33 @@ def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
                 rpos[last] = j
                 rp = ra
 
-    # ---- outer contours: foreground {q >= L}, 8-connected, grows as L falls ----
-    for i in range(n):
-        parent[i] = -1
-    extra2 = np.zeros(n, dtype=np.int64)
-    cells = np.zeros(max(h - 1, 0) * max(w - 1, 0), dtype=np.uint8)
-    cw = w - 1
-    nroots = 0
-    for v in range(255, -1, -1):
-        if start[v + 1] == start[v]:
-            continue
-        for k in range(start[v], start[v + 1]):
-            p = order[k]
-            y = p // w
-            x = p - y * w
-            parent[p] = p
-            size[p] = 1
-            bx0[p] = x
-            bx1[p] = x
-            by0[p] = y
-            by1[p] = y
-            area2[p] = 0
-            dirty[p] = True
-            roots[nroots] = p
-            rpos[p] = nroots
-            nroots += 1
-            rp = p
-            for dy in range(-1, 2):
-                yy = y + dy
-                if yy < 0 or yy >= h:
-                    continue
-                for dx in range(-1, 2):
-                    xx = x + dx
-                    if xx < 0 or xx >= w or (dx == 0 and dy == 0):
-                        continue
-                    other = yy * w + xx
-                    if parent[other] < 0:
-                        continue
-                    ro = _find(parent, other)
-                    if ro == rp:
-                        continue
-                    ra, rb = rp, ro
-                    if size[rb] > size[ra]:
-                        ra, rb = rb, ra
-                    parent[rb] = ra
-                    size[ra] += size[rb]
-                    area2[ra] += area2[rb]
-                    bx0[ra] = min(bx0[ra], bx0[rb])
-                    by0[ra] = min(by0[ra], by0[rb])
-                    bx1[ra] = max(bx1[ra], bx1[rb])
-                    by1[ra] = max(by1[ra], by1[rb])
-                    dirty[ra] = True
-                    j = rpos[rb]
-                    nroots -= 1
-                    last = roots[nroots]
-                    roots[j] = last
-                    rpos[last] = j
-                    rp = ra
-            # the 2x2 cells containing p: a 3rd / 4th foreground pixel adds 1/2 to the area
-            for cy in range(y - 1, y + 1):
-                if cy < 0 or cy >= h - 1:
-                    continue
-                for cx in range(x - 1, x + 1):
-                    if cx < 0 or cx >= w - 1:
-                        continue
-                    c = cy * cw + cx
-                    cells[c] += 1
-                    if cells[c] >= 3:
-                        area2[rp] += 1
-        if not need[v]:
-            continue
-        best = hole_best[v]
-        top = -1
-        top_a = -1
-        n_top = 0
-        for k in range(nroots):
-            r = roots[k]
-            a = area2[r]
-            if a > top_a:
-                top_a = a
-                top = r
-                n_top = 1
-            elif a == top_a:
-                n_top += 1
-            if dirty[r]:
-                iou_cache[r] = _best_iou(bx0[r], by0[r], min(bx1[r] + 1, w - 1), min(by1[r] + 1, h - 1), gt)
-                dirty[r] = False
-            if iou_cache[r] > best:
-                best = iou_cache[r]
-        multi[v] = best
-        ok = n_top == 1
-        if ok and hole_off[v + 1] > hole_off[v] and nroots > 1:
-            # A(C') <= a(C') + sum of the bounds of the holes C' encloses, for every C' != top
-            for k in range(hole_off[v], hole_off[v + 1]):
-                extra2[_find(parent, hole_e[k])] += hole_b2[k]
-            for k in range(nroots):
-                r = roots[k]
-                if r != top and area2[r] + extra2[r] >= top_a:
-                    ok = False
-            for k in range(hole_off[v], hole_off[v + 1]):
-                extra2[_find(parent, hole_e[k])] = 0
-        single_ok[v] = ok
-        if ok:
-            single[v] = iou_cache[top]
-    return multi, single, single_ok
+    return hole_best, hole_off[:257], hole_e[:n_holes], hole_b2[:n_holes]
+
+
+def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best IoUs of every needed level in both contour modes.
+
+    Pixels live on the grid padded by one pixel on each side (index ``(y + 1)(W + 2) + x + 1``);
+    the padding is OpenCV's zero frame: never foreground, and the "outside" background. The hole
+    sweep runs first (CAM-like maps have holes at some level almost always), then the foreground
+    sweep with the hole-aware certificate.
+
+    Args:
+        q: ``(H, W)`` uint8 map.
+        gt: ``(k, 4)`` float64 GT boxes, inclusive corners.
+        need: ``(256,)`` bool, levels ``L`` (``F = q >= L``, ``L`` a value present in ``q``) to solve.
+
+    Returns:
+        ``(multi, single, single_ok)``, each ``(256,)``: the best IoU over every contour's box, the
+        IoU of the largest contour's box, and whether that largest contour was certified (when
+        ``False`` the caller must find it with OpenCV).
+    """
+    h, w = q.shape
+    order, start = _pixel_order(q)
+    empty_i32 = np.zeros(0, dtype=np.int32)
+    empty_i64 = np.zeros(0, dtype=np.int64)
+    hole_best, hole_off, hole_e, hole_b2 = _hole_pass(order, start, h, w, gt, need)
+    multi, single, ok, _ = _fg_pass(order, start, h, w, gt, need, True, hole_best, hole_off, hole_e,
+                                    hole_b2, _QUAD_COUNT, _QUAD_EULER4)
+    return multi, single, ok

@@ -33,19 +33,25 @@ __all__ = [
     "validate_notebook_parameters",
 ]
 
+#: Generator knobs of the synthetic data, written into every config so that a run folder trained on
+#: another version of the data is never reused (``cirlib.data.SyntheticSpec`` has the same defaults).
+SYNTHETIC_KNOBS: dict[str, Any] = {"stripe_frame": "image", "body_tint": 0.5, "body_cue_strength": 0.4}
+
 #: Settings shared by every method within one budget (so comparisons are fair).
 BUDGETS: dict[str, dict[str, Any]] = {
     "demo": {
         "data": {"name": "synthetic", "image_size": 64, "batch_size": 64, "eval_batch_size": 200,
-                 "train_limit": 2400, "eval_limit": 500, "num_workers": 0, "pin_memory": False},
-        "model": {"arch": "small_cnn", "options": {"width": 8}},
-        "train": {"epochs": 5, "lr": 0.02, "new_layer_lr_mult": 1.0, "lr_schedule": "cosine",
+                 "train_limit": 2000, "eval_limit": 500, "num_workers": 0, "pin_memory": False,
+                 "options": dict(SYNTHETIC_KNOBS)},
+        "model": {"arch": "small_cnn", "options": {"width": 16}},
+        "train": {"epochs": 6, "lr": 0.02, "new_layer_lr_mult": 1.0, "lr_schedule": "cosine",
                   "weight_decay": 1e-4, "eval_every": 0, "checkpoint_every_steps": 50, "log_every": 10},
         "eval": {"split": "test", "val_split": None, "cam_interval": 0.01},
     },
     "fast": {
         "data": {"name": "synthetic", "image_size": 32, "batch_size": 32, "eval_batch_size": 64,
-                 "train_limit": 128, "eval_limit": 64, "num_workers": 0, "pin_memory": False},
+                 "train_limit": 128, "eval_limit": 64, "num_workers": 0, "pin_memory": False,
+                 "options": dict(SYNTHETIC_KNOBS)},
         "model": {"arch": "small_cnn", "options": {"width": 8}},
         "train": {"epochs": 1, "lr": 0.02, "new_layer_lr_mult": 1.0, "lr_schedule": "constant",
                   "eval_every": 0, "checkpoint_every_steps": 0, "log_every": 1},

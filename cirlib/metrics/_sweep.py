@@ -95,78 +95,76 @@ def _pixel_order(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, start
 
 
-_QUAD_COUNT = np.array([bin(m).count("1") for m in range(16)], dtype=np.int64)
-# 4 x Euler contribution of a 2x2 bit quad (8-connected foreground): +1 for one pixel, -1 for three,
-# -2 for the two diagonal patterns
-_QUAD_EULER4 = np.array([1 if bin(m).count("1") == 1 else -1 if bin(m).count("1") == 3
-                         else -2 if m in (0b1001, 0b0110) else 0 for m in range(16)], dtype=np.int64)
+@njit(cache=True)
+def _init_nodes(h: int, w: int) -> tuple:
+    """Singleton-node attributes for every padded pixel, written sequentially once."""
+    w2 = w + 2
+    n = (h + 2) * w2
+    size = np.ones(n + 1, dtype=np.int32)
+    bx0 = np.empty(n + 1, dtype=np.int32)
+    by0 = np.empty(n + 1, dtype=np.int32)
+    pmin = np.arange(n + 1).astype(np.int32)
+    for p in range(n + 1):
+        y = p // w2
+        by0[p] = y
+        bx0[p] = p - y * w2
+    return (size, bx0, by0, bx0.copy(), by0.copy(), pmin, np.zeros(n + 1, dtype=np.int64),
+            np.zeros(n + 1), np.ones(n + 1, dtype=np.bool_))
 
 
 @njit(cache=True)
 def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray,
              with_holes: bool, hole_best: np.ndarray, hole_off: np.ndarray, hole_e: np.ndarray,
-             hole_b2: np.ndarray, quad_count: np.ndarray, quad_euler4: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+             hole_b2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Outer contours: foreground ``{q >= L}``, 8-connected, grows as ``L`` falls.
 
-    Returns ``(multi, single, single_ok, holes)``: per level the best IoU over the outer boxes (and
-    the hole boxes' ``hole_best``), the IoU of the largest contour's box, whether that choice is
-    certified, and the number of holes :math:`H = C - E`. Without ``with_holes`` the certificate
-    only holds on levels with ``holes == 0``.
+    Returns ``(multi, single, single_ok)``: per level the best IoU over the outer boxes (and the
+    hole boxes' ``hole_best``), the IoU of the largest contour's box, and whether that choice is
+    certified. ``with_holes=False`` means the map has no hole at any needed level.
     """
     w2 = w + 2
     n = (h + 2) * w2
     nb8 = np.array([-1, 1, -w2 - 1, -w2, -w2 + 1, w2 - 1, w2, w2 + 1], dtype=np.int64)
-    # pixel p is bit b of the cell whose top-left pixel is p - cell_off[b]
+    # pixel p lies in the 4 cells whose top-left pixels are p - cell_off
     cell_off = np.array([0, 1, w2, w2 + 1], dtype=np.int64)
-    cell_bit = np.array([1, 2, 4, 8], dtype=np.uint8)
     multi = np.zeros(256)
     single = np.zeros(256)
     single_ok = np.zeros(256, dtype=np.bool_)
-    holes = np.zeros(256, dtype=np.int64)
     parent = np.full(n + 1, -1, dtype=np.int32)
-    size = np.zeros(n + 1, dtype=np.int32)
-    bx0 = np.zeros(n + 1, dtype=np.int32)  # bounding boxes in padded coordinates
-    by0 = np.zeros(n + 1, dtype=np.int32)
-    bx1 = np.zeros(n + 1, dtype=np.int32)
-    by1 = np.zeros(n + 1, dtype=np.int32)
-    pmin = np.zeros(n + 1, dtype=np.int32)  # raster-first pixel of the component
-    area2 = np.zeros(n + 1, dtype=np.int64)
-    iou_cache = np.zeros(n + 1)
-    dirty = np.zeros(n + 1, dtype=np.bool_)
+    # per node: size, box (padded coordinates), raster-first pixel, area (half units), IoU cache
+    size, bx0, by0, bx1, by1, pmin, area2, iou_cache, dirty = _init_nodes(h, w)
     roots = np.empty(n + 1, dtype=np.int32)  # live roots (swap-remove list)
     rpos = np.empty(n + 1, dtype=np.int32)
     parent[:] = -1
     extra2 = np.zeros(n + 1, dtype=np.int64)
-    cells = np.zeros(n, dtype=np.uint8)  # 2x2 cell bit masks, indexed by the cell's top-left pixel
+    cells = np.zeros(n, dtype=np.uint8)  # 2x2 cell pixel counts, indexed by the cell's top-left pixel
     nroots = 0
-    euler4 = 0
     for v in range(255, -1, -1):
         if start[v + 1] == start[v]:
             continue
         for k in range(start[v], start[v + 1]):
             p = order[k]
-            y = p // w2
-            x = p - y * w2
-            parent[p] = p
-            size[p] = 1
-            bx0[p] = x
-            bx1[p] = x
-            by0[p] = y
-            by1[p] = y
-            pmin[p] = p
-            area2[p] = 0
-            dirty[p] = True
-            roots[nroots] = p
-            rpos[p] = nroots
-            nroots += 1
-            rp = p
+            rp = -1  # the root p belongs to, once known
             for d in range(8):
                 other = p + nb8[d]
-                if parent[other] < 0:
+                po = parent[other]
+                if po < 0 or po == rp:
                     continue
                 ro = _find(parent, other)
                 if ro == rp:
+                    continue
+                if rp < 0:  # join the first neighbouring component (p's own node stays cold)
+                    parent[p] = ro
+                    y = p // w2
+                    x = p - y * w2
+                    size[ro] += 1
+                    bx0[ro] = min(bx0[ro], x)
+                    by0[ro] = min(by0[ro], y)
+                    bx1[ro] = max(bx1[ro], x)
+                    by1[ro] = max(by1[ro], y)
+                    pmin[ro] = min(pmin[ro], p)
+                    dirty[ro] = True
+                    rp = ro
                     continue
                 ra, rb = rp, ro
                 if size[rb] > size[ra]:
@@ -186,15 +184,18 @@ def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarra
                 roots[j] = last
                 rpos[last] = j
                 rp = ra
+            if rp < 0:  # a new component: its singleton attributes were set by _init_nodes
+                parent[p] = p
+                roots[nroots] = p
+                rpos[p] = nroots
+                nroots += 1
+                rp = p
             # the 4 cells containing p: a 3rd / 4th foreground pixel adds 1/2 to the area of the
             # (single) component; bit-quad changes update 4 x the Euler number C - H (Gray 1971)
             for d in range(4):
                 c = p - cell_off[d]
-                old = cells[c]
-                new = old | cell_bit[d]
-                cells[c] = new
-                euler4 += quad_euler4[new] - quad_euler4[old]
-                if quad_count[new] >= 3:
+                cells[c] += 1
+                if cells[c] >= 3:
                     area2[rp] += 1
         if not need[v]:
             continue
@@ -219,7 +220,6 @@ def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarra
             if iou_cache[r] > best:
                 best = iou_cache[r]
         multi[v] = best
-        holes[v] = nroots - euler4 // 4
         ok = True
         if with_holes and hole_off[v + 1] > hole_off[v] and nroots > 1:
             # exact area A(C) = a(C) without enclosed holes; else a(C) <= A(C) <= a(C) + extra(C)
@@ -237,7 +237,7 @@ def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarra
         single_ok[v] = ok
         if ok:
             single[v] = iou_cache[top]
-    return multi, single, single_ok, holes
+    return multi, single, single_ok
 
 
 @njit(cache=True)
@@ -257,15 +257,9 @@ def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndar
     hole_e = np.empty(cap, dtype=np.int32)
     hole_b2 = np.empty(cap, dtype=np.int64)
     n_holes = 0
+    nb4 = np.array([-1, 1, -w2, w2], dtype=np.int64)
     parent = np.full(n + 1, -1, dtype=np.int32)
-    size = np.zeros(n + 1, dtype=np.int32)
-    bx0 = np.zeros(n + 1, dtype=np.int32)
-    by0 = np.zeros(n + 1, dtype=np.int32)
-    bx1 = np.zeros(n + 1, dtype=np.int32)
-    by1 = np.zeros(n + 1, dtype=np.int32)
-    pmin = np.zeros(n + 1, dtype=np.int32)
-    iou_cache = np.zeros(n + 1)
-    dirty = np.zeros(n + 1, dtype=np.bool_)
+    size, bx0, by0, bx1, by1, pmin, _, iou_cache, dirty = _init_nodes(h, w)
     roots = np.empty(n + 1, dtype=np.int32)
     rpos = np.empty(n + 1, dtype=np.int32)
     outside = n
@@ -310,33 +304,27 @@ def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndar
         seen_any = True
         for k in range(start[v], start[v + 1]):
             p = order[k]
-            y = p // w2
-            x = p - y * w2
-            parent[p] = p
-            size[p] = 1
-            bx0[p] = x
-            bx1[p] = x
-            by0[p] = y
-            by1[p] = y
-            pmin[p] = p
-            dirty[p] = True
-            roots[nroots] = p
-            rpos[p] = nroots
-            nroots += 1
-            rp = p
+            rp = -1  # the root p belongs to, once known
             for d in range(4):
-                if d == 0:
-                    other = p - 1
-                elif d == 1:
-                    other = p + 1
-                elif d == 2:
-                    other = p - w2
-                else:
-                    other = p + w2
-                if parent[other] < 0:
+                other = p + nb4[d]
+                po = parent[other]
+                if po < 0 or po == rp:
                     continue
                 ro = _find(parent, other)
                 if ro == rp:
+                    continue
+                if rp < 0:  # join the first neighbouring component (p's own node stays cold)
+                    parent[p] = ro
+                    y = p // w2
+                    x = p - y * w2
+                    size[ro] += 1
+                    bx0[ro] = min(bx0[ro], x)
+                    by0[ro] = min(by0[ro], y)
+                    bx1[ro] = max(bx1[ro], x)
+                    by1[ro] = max(by1[ro], y)
+                    pmin[ro] = min(pmin[ro], p)
+                    dirty[ro] = True
+                    rp = ro
                     continue
                 ra, rb = rp, ro
                 if rb == outside or (ra != outside and size[rb] > size[ra]):
@@ -355,6 +343,11 @@ def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndar
                 roots[j] = last
                 rpos[last] = j
                 rp = ra
+            if rp < 0:  # a new hole component
+                parent[p] = p
+                roots[nroots] = p
+                rpos[p] = nroots
+                nroots += 1
 
     return hole_best, hole_off[:257], hole_e[:n_holes], hole_b2[:n_holes]
 
@@ -383,6 +376,4 @@ def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
     empty_i32 = np.zeros(0, dtype=np.int32)
     empty_i64 = np.zeros(0, dtype=np.int64)
     hole_best, hole_off, hole_e, hole_b2 = _hole_pass(order, start, h, w, gt, need)
-    multi, single, ok, _ = _fg_pass(order, start, h, w, gt, need, True, hole_best, hole_off, hole_e,
-                                    hole_b2, _QUAD_COUNT, _QUAD_EULER4)
-    return multi, single, ok
+    return _fg_pass(order, start, h, w, gt, need, True, hole_best, hole_off, hole_e, hole_b2)

@@ -188,3 +188,82 @@ def test_pxap_direct_and_streamed():
     ig = np.zeros_like(m); ig[:, :, :2] = True
     e3 = PxAPEvaluator(thr); e3.update(s, m, ignore=ig)
     assert e3.compute()["pxap"] == pytest.approx(_direct_pxap(s[:, :, 2:], m[:, :, 2:], thr))
+
+
+def _sweep_cases(seed=5):
+    """Maps that stress the union-find sweep: noise with few levels (ties, holes, islands),
+    checkerboards (diagonal-only connectivity), nested rings with islands, equal-area twins."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for k in (2, 3, 6):  # quantised noise: many equal values, holes and islands at every level
+        cases.append(rng.integers(0, k, size=(23, 29)) / (k - 1))
+    yy, xx = np.mgrid[0:24, 0:24]
+    cases.append(((yy + xx) % 2).astype(float))                                  # checkerboard
+    cases.append((((yy // 2) + (xx // 3)) % 2) * (0.5 + 0.5 * (xx > 11)))        # blocky board, 2 values
+    r = np.hypot(yy - 12, xx - 12)
+    nested = np.zeros((24, 24))
+    for rad, val in ((11, 0.9), (8, 0.6), (5, 0.3), (2, 1.0)):                  # rings in holes in rings
+        nested[np.abs(r - rad) < 1.0] = val
+    cases.append(nested)
+    twins = np.zeros((20, 30))
+    twins[4:9, 3:8] = 1.0; twins[11:16, 20:25] = 1.0; twins[2, 27] = 1.0          # equal areas: order decides
+    cases.append(twins)
+    dots = np.zeros((15, 17)); dots[::3, ::4] = 0.8; dots[7, 8] = 0.8              # equal single pixels
+    cases.append(dots)
+    lines = np.zeros((16, 16)); lines[3, 2:14] = 1; lines[2:14, 12] = 0.7; lines[12, 1:10] = 1  # zero-area
+    cases.append(lines)
+    holey = np.ones((22, 26)); holey[rng.random((22, 26)) < 0.35] = 0.2; holey[0, :] = 0.5  # one blob, many holes
+    cases.append(holey)
+    big = _smooth(rng, 40, 56, 5) + 0.3 * rng.random((40, 56))
+    cases.append(big / big.max())
+    return cases
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_sweep_equals_reference_on_adversarial_maps(multi):
+    mode = "multi" if multi else "single"
+    thr = np.arange(0, 1, 1 / 512)  # reaches every uint8 level
+    rng = np.random.default_rng(9)
+    for i, m in enumerate(_sweep_cases()):
+        h, w = m.shape
+        gts = [np.array([[0, 0, w - 1, h - 1]]), np.array([[w // 3, h // 4, w // 2, h - 2], [1, 1, 4, 3]]),
+               np.stack([rng.integers(0, w // 2, 3), rng.integers(0, h // 2, 3),
+                         rng.integers(w // 2, w, 3), rng.integers(h // 2, h, 3)], 1)]
+        for gt in gts:
+            want = np.array([box_iou_inclusive(b, gt).max() for b in reference_boxes(m, thr, multi)])
+            got = best_ious(m, gt, thr, (mode,))[mode]
+            np.testing.assert_array_equal(got, want, err_msg=f"case {i} shape {m.shape} gt {gt.tolist()}")
+
+
+def test_sweep_equals_opencv_path_on_random_noise():
+    from cirlib.metrics.boxacc import best_ious_opencv
+
+    rng = np.random.default_rng(11)
+    thr = np.arange(0, 1, 0.002)
+    for _ in range(6):
+        h, w = rng.integers(8, 48, size=2)
+        m = rng.random((h, w)) ** rng.uniform(0.5, 4)
+        m /= m.max()
+        gt = np.array([[1, 2, w // 2, h - 1]])
+        got, want = best_ious(m, gt, thr), best_ious_opencv(m, gt, thr)
+        for mode in ("single", "multi"):
+            np.testing.assert_array_equal(got[mode], want[mode], err_msg=f"{mode} {m.shape}")
+
+
+def test_contour_area_formula_matches_opencv():
+    """A(C) = n4 + n3/2 over 2x2 cells of the filled component equals cv2.contourArea."""
+    import cv2
+
+    rng = np.random.default_rng(12)
+    for _ in range(200):
+        b = (rng.random(tuple(rng.integers(3, 12, 2))) > rng.uniform(0.2, 0.8)).astype(np.uint8)
+        contours, hier = cv2.findContours(b, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        n, lab = cv2.connectedComponents(b, connectivity=8)
+        for c in contours:
+            x, y = c[0, 0]
+            comp = lab == lab[y, x]
+            pad = np.pad(~comp, 1, constant_values=True).astype(np.uint8)
+            _, bl = cv2.connectedComponents(pad, connectivity=4)
+            fill = (bl[1:-1, 1:-1] != bl[0, 0]).astype(int)
+            s = fill[:-1, :-1] + fill[1:, :-1] + fill[:-1, 1:] + fill[1:, 1:]
+            assert (s == 4).sum() + 0.5 * (s == 3).sum() == cv2.contourArea(c)

@@ -38,7 +38,7 @@ from numba import njit
 __all__ = ["level_sweep"]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _find(parent: np.ndarray, i: int) -> int:
     root = i
     while parent[root] != root:
@@ -50,7 +50,7 @@ def _find(parent: np.ndarray, i: int) -> int:
     return root
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _best_iou(bx0: int, by0: int, bx1: int, by1: int, gt: np.ndarray) -> float:
     """max over GT boxes of the inclusive IoU, bit-identical to ``box_iou_inclusive``."""
     best = 0.0
@@ -70,7 +70,7 @@ def _best_iou(bx0: int, by0: int, bx1: int, by1: int, gt: np.ndarray) -> float:
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pixel_order(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Counting sort of the pixels by value, as indices into the 1-pixel-padded grid.
 
@@ -95,7 +95,7 @@ def _pixel_order(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, start
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _init_nodes(h: int, w: int) -> tuple:
     """Singleton-node attributes for every padded pixel, written sequentially once."""
     w2 = w + 2
@@ -112,7 +112,7 @@ def _init_nodes(h: int, w: int) -> tuple:
             np.zeros(n + 1), np.ones(n + 1, dtype=np.bool_))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray,
              with_holes: bool, hole_best: np.ndarray, hole_off: np.ndarray, hole_e: np.ndarray,
              hole_b2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -240,7 +240,7 @@ def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarra
     return multi, single, single_ok
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Holes: background ``{q < L}``, 4-connected, grows as ``L`` rises; ``outside`` = the zero frame.

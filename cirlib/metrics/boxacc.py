@@ -7,18 +7,22 @@ interval 0.001). This module gives the same numbers with far less work (see ``do
    :math:`F_L = \{q \ge L\}` with :math:`L = \lfloor t \cdot \max q \rfloor + 1`. Only levels
    ``L`` whose value occurs in ``q`` change :math:`F_L`, so every threshold is mapped to the
    smallest present value :math:`\ge L` and each distinct binary image is solved once.
-2. **One-contour certificate (no OpenCV call).** For every level at once we compute the Euler
-   number :math:`E(L) = C(L) - H(L)` (8-connected foreground, 4-connected holes) from 2x2 bit-quad
-   counts, :math:`4E = n(Q_1) - n(Q_3) - 2n(Q_D)` (Gray, 1971), and an upper bound
-   :math:`G(L) \ge C(L)`: the number of 8-connected groups of weak local maxima with value
-   :math:`\ge L` (every component of :math:`F_L` contains a whole regional-maximum plateau).
-   Where :math:`G(L) = 1` and :math:`E(L) = 1` the image has exactly one component and no hole,
-   hence exactly one contour, whose ``boundingRect`` is the bounding box of :math:`F_L`,
-   itself read from prefix maxima of the row and column maxima.
-3. **Everything else** calls ``cv2.findContours`` on the crop of :math:`F_L`'s bounding box
-   (translation keeps contours, their order and their areas), and reduces the contours with
-   vectorised ``boundingRect`` and shoelace areas (exact integers, as ``cv2.contourArea``).
-4. IoUs of all boxes of all levels against the GT boxes in one vectorised call.
+2. **Union-find level sweeps** (:mod:`cirlib.metrics._sweep`, compiled with numba): the boxes of
+   every contour (outer: 8-connected components; holes: 4-connected background components off the
+   border) of every level in two passes, and the largest contour by ``contourArea`` from exact
+   cell-count areas wherever bounds decide it.
+3. **Everything else** (single mode, levels the bounds leave open) calls ``cv2.findContours`` on
+   the crop of :math:`F_L`'s bounding box (translation keeps contours, their order and their
+   areas) and ranks the contours by exact shoelace areas, as ``cv2.contourArea``.
+
+Without numba, :func:`best_ious_opencv` (an Euler-number one-contour certificate, else one cropped
+``findContours`` per distinct level) gives the same numbers more slowly:
+
+- the Euler number :math:`E(L) = C(L) - H(L)` (8-connected foreground, 4-connected holes) from 2x2
+  bit-quad counts, :math:`4E = n(Q_1) - n(Q_3) - 2n(Q_D)` (Gray, 1971), and an upper bound
+  :math:`G(L) \ge C(L)`: the number of regional-maximum plateaus with value :math:`\ge L`. Where
+  :math:`G(L) = 1` and :math:`E(L) = 1` the image has exactly one contour, whose box is the
+  bounding box of :math:`F_L`.
 """
 
 from __future__ import annotations

@@ -95,27 +95,54 @@ def _pixel_order(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, start
 
 
+_WORKSPACES: dict[tuple[int, int], tuple] = {}
+
+
+def _workspace(h: int, w: int) -> tuple:
+    """Per-shape node arrays, allocated once and reused (fresh pages cost page faults per map)."""
+    ws = _WORKSPACES.get((h, w))
+    if ws is None:
+        if len(_WORKSPACES) >= 4:
+            _WORKSPACES.clear()
+        n = (h + 2) * (w + 2)
+        idx = np.arange(n + 1)
+        ws = (np.empty(n + 1, dtype=np.int32),                 # parent
+              np.empty(n + 1, dtype=np.int32),                 # size
+              np.empty(n + 1, dtype=np.int32), np.empty(n + 1, dtype=np.int32),  # bx0, by0
+              np.empty(n + 1, dtype=np.int32), np.empty(n + 1, dtype=np.int32),  # bx1, by1
+              np.empty(n + 1, dtype=np.int32),                 # pmin
+              np.empty(n + 1, dtype=np.int64),                 # area2
+              np.zeros(n + 1),                                 # iou_cache
+              np.empty(n + 1, dtype=np.bool_),                 # dirty
+              np.empty(n + 1, dtype=np.int32), np.empty(n + 1, dtype=np.int32),  # roots, rpos
+              np.zeros(n + 1, dtype=np.int64),                 # extra2 (kept all-zero between uses)
+              np.empty(n, dtype=np.uint8),                     # cells
+              (idx % (w + 2)).astype(np.int32), (idx // (w + 2)).astype(np.int32))  # x, y of nodes
+        _WORKSPACES[(h, w)] = ws
+    return ws
+
+
 @njit(cache=True, error_model="numpy")
-def _init_nodes(h: int, w: int) -> tuple:
-    """Singleton-node attributes for every padded pixel, written sequentially once."""
-    w2 = w + 2
-    n = (h + 2) * w2
-    size = np.ones(n + 1, dtype=np.int32)
-    bx0 = np.empty(n + 1, dtype=np.int32)
-    by0 = np.empty(n + 1, dtype=np.int32)
-    pmin = np.arange(n + 1).astype(np.int32)
-    for p in range(n + 1):
-        y = p // w2
-        by0[p] = y
-        bx0[p] = p - y * w2
-    return (size, bx0, by0, bx0.copy(), by0.copy(), pmin, np.zeros(n + 1, dtype=np.int64),
-            np.zeros(n + 1), np.ones(n + 1, dtype=np.bool_))
+def _reset_nodes(ws: tuple) -> None:
+    """Every node a singleton: size 1, box its own pixel, pmin itself, area 0, IoU to compute."""
+    parent, size, bx0, by0, bx1, by1, pmin, area2, _, dirty, _, _, _, cells, xs, ys = ws
+    for p in range(parent.shape[0]):
+        parent[p] = -1
+        size[p] = 1
+        bx0[p] = xs[p]
+        bx1[p] = xs[p]
+        by0[p] = ys[p]
+        by1[p] = ys[p]
+        pmin[p] = p
+        area2[p] = 0
+        dirty[p] = True
+    cells[:] = 0
 
 
 @njit(cache=True, error_model="numpy")
 def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray,
              with_holes: bool, hole_best: np.ndarray, hole_off: np.ndarray, hole_e: np.ndarray,
-             hole_b2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             hole_b2: np.ndarray, ws: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Outer contours: foreground ``{q >= L}``, 8-connected, grows as ``L`` falls.
 
     Returns ``(multi, single, single_ok)``: per level the best IoU over the outer boxes (and the
@@ -130,14 +157,10 @@ def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarra
     multi = np.zeros(256)
     single = np.zeros(256)
     single_ok = np.zeros(256, dtype=np.bool_)
-    parent = np.full(n + 1, -1, dtype=np.int32)
-    # per node: size, box (padded coordinates), raster-first pixel, area (half units), IoU cache
-    size, bx0, by0, bx1, by1, pmin, area2, iou_cache, dirty = _init_nodes(h, w)
-    roots = np.empty(n + 1, dtype=np.int32)  # live roots (swap-remove list)
-    rpos = np.empty(n + 1, dtype=np.int32)
-    parent[:] = -1
-    extra2 = np.zeros(n + 1, dtype=np.int64)
-    cells = np.zeros(n, dtype=np.uint8)  # 2x2 cell pixel counts, indexed by the cell's top-left pixel
+    # per node: size, box (padded coordinates), raster-first pixel, area (half units), IoU cache;
+    # roots/rpos: the live roots (swap-remove list); cells: 2x2 cell pixel counts by top-left pixel
+    _reset_nodes(ws)
+    parent, size, bx0, by0, bx1, by1, pmin, area2, iou_cache, dirty, roots, rpos, extra2, cells, _, _ = ws
     nroots = 0
     for v in range(255, -1, -1):
         if start[v + 1] == start[v]:
@@ -184,7 +207,7 @@ def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarra
                 roots[j] = last
                 rpos[last] = j
                 rp = ra
-            if rp < 0:  # a new component: its singleton attributes were set by _init_nodes
+            if rp < 0:  # a new component: its singleton attributes were set by _reset_nodes
                 parent[p] = p
                 roots[nroots] = p
                 rpos[p] = nroots
@@ -241,8 +264,8 @@ def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarra
 
 
 @njit(cache=True, error_model="numpy")
-def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray,
+               ws: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Holes: background ``{q < L}``, 4-connected, grows as ``L`` rises; ``outside`` = the zero frame.
 
     Returns ``(hole_best, hole_off, hole_e, hole_b2)``: per level the best IoU over the hole boxes,
@@ -258,10 +281,8 @@ def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndar
     hole_b2 = np.empty(cap, dtype=np.int64)
     n_holes = 0
     nb4 = np.array([-1, 1, -w2, w2], dtype=np.int64)
-    parent = np.full(n + 1, -1, dtype=np.int32)
-    size, bx0, by0, bx1, by1, pmin, _, iou_cache, dirty = _init_nodes(h, w)
-    roots = np.empty(n + 1, dtype=np.int32)
-    rpos = np.empty(n + 1, dtype=np.int32)
+    _reset_nodes(ws)
+    parent, size, bx0, by0, bx1, by1, pmin, _, iou_cache, dirty, roots, rpos, _, _, _, _ = ws
     outside = n
     parent[outside] = outside
     size[outside] = n + 1
@@ -373,7 +394,6 @@ def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
     """
     h, w = q.shape
     order, start = _pixel_order(q)
-    empty_i32 = np.zeros(0, dtype=np.int32)
-    empty_i64 = np.zeros(0, dtype=np.int64)
-    hole_best, hole_off, hole_e, hole_b2 = _hole_pass(order, start, h, w, gt, need)
-    return _fg_pass(order, start, h, w, gt, need, True, hole_best, hole_off, hole_e, hole_b2)
+    ws = _workspace(h, w)
+    hole_best, hole_off, hole_e, hole_b2 = _hole_pass(order, start, h, w, gt, need, ws)
+    return _fg_pass(order, start, h, w, gt, need, True, hole_best, hole_off, hole_e, hole_b2, ws)

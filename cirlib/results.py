@@ -95,9 +95,10 @@ def run_one(method: str, seed: int, out: str, fast: bool = False, threads: int =
         threads: ``torch.set_num_threads`` for this process.
 
     Returns:
-        ``{"method", "seed", "run_dir", "reused", "train_time_s", <metrics>}``; ``train_time_s`` is the
-        sum of the epochs' wall times recorded by the trainer (the time of the original training
-        when the run is reused).
+        ``{"method", "seed", "run_dir", "reused", "train_time_s", "cpu_time_s", <metrics>}``;
+        ``train_time_s`` is the sum of the epochs' wall times recorded by the trainer (the time of the
+        original training when the run is reused); ``cpu_time_s`` the CPU time this process spent
+        training and evaluating (``None`` for a reused run), which does not depend on the machine's load.
     """
     import torch
 
@@ -105,7 +106,9 @@ def run_one(method: str, seed: int, out: str, fast: bool = False, threads: int =
     from cirlib.experiments import experiment_config, train_or_load
 
     config = experiment_config(method, seed=seed, fast=fast, output_dir=Path(out) / "runs", device="cpu")
+    cpu_start = time.process_time()
     trained = train_or_load(config, progress=False)
+    cpu_time = time.process_time() - cpu_start
     train_time = None
     metrics_path = trained.output_dir / "metrics.json"
     if metrics_path.exists():
@@ -118,6 +121,8 @@ def run_one(method: str, seed: int, out: str, fast: bool = False, threads: int =
         "run_dir": str(trained.output_dir),
         "reused": bool(trained.reused),
         "train_time_s": train_time,
+        # CPU seconds of this process (training + test evaluation; load-independent, unlike the wall time).
+        "cpu_time_s": None if trained.reused else round(cpu_time, 1),
     }
     row.update(_flatten_metrics(trained.metrics))
     return row

@@ -32,7 +32,7 @@ def test_same_seed_same_numbers_and_files(tmp_path, monkeypatch):
     assert _numbers(first) == _numbers(second)
     assert [r["method"] for r in first["runs"]] == ["cam", "complementary"]
     for run in first["runs"]:
-        assert 0.0 <= run["maxboxacc_v2"] <= 100.0 and run["train_time_s"] > 0
+        assert 0.0 <= run["maxboxacc_v2"] <= 100.0 and run["train_time_s"] > 0 and run["cpu_time_s"] > 0
         v2 = (run["maxboxacc_30"] + run["maxboxacc_50"] + run["maxboxacc_70"]) / 3
         assert run["maxboxacc_v2"] == pytest.approx(v2, abs=1e-6)
     out = tmp_path / "a"

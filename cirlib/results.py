@@ -11,7 +11,8 @@ reuse. Runs live in ``<out>/runs/`` and a finished run is reused, never retraine
 worker processes run in parallel, each with ``torch.set_num_threads(1)`` (one core each), so a
 2-core machine runs two trainings at a time.
 
-Written atomically into ``<out>/``:
+Written atomically into ``<out>/`` after every finished run (``"complete": false`` and a
+"Partial" note until the last one, so an interrupted run leaves what it has):
 
 * ``results.json``: per run and aggregated over seeds (mean and sample standard deviation
   :math:`s = \sqrt{\tfrac{1}{n-1}\sum_i (x_i - \bar x)^2}`, 0 for one seed) of MaxBoxAcc at IoU
@@ -35,7 +36,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -235,8 +236,6 @@ def run_results(
         The ``results.json`` payload.
     """
     from cirlib.config import METHODS, validate_choice
-    from cirlib.experiments import BUDGETS
-    from cirlib.utils.io import atomic_write_json, atomic_write_text
 
     for method in methods:
         validate_choice("--methods", method, METHODS)
@@ -250,22 +249,49 @@ def run_results(
     machine_start = machine_description()
     start = time.perf_counter()
     runs: list[dict[str, Any]] = []
+
+    def write(complete: bool) -> dict[str, Any]:
+        return _write_files(out, runs, methods, seeds, jobs, fast, machine_start,
+                            time.perf_counter() - start, complete)
+
     if int(jobs) == 1:
         for method, seed in tasks:
             runs.append(run_one(method, seed, str(out), fast))
             log(_progress(runs[-1], len(runs), len(tasks), start))
+            write(complete=len(runs) == len(tasks))
     else:
         with ProcessPoolExecutor(max_workers=int(jobs), mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(run_one, method, seed, str(out), fast) for method, seed in tasks]
-            for future in futures:
+            for future in as_completed(futures):
                 runs.append(future.result())
                 log(_progress(runs[-1], len(runs), len(tasks), start))
-    wall = time.perf_counter() - start
+                write(complete=len(runs) == len(tasks))
+    payload = write(complete=True)
+    log(f"wrote {out / 'results.json'}, results.csv, results.md in {payload['wall_time_s'] / 60:.1f} min")
+    return payload
+
+
+def _write_files(
+    out: Path,
+    runs: list[dict[str, Any]],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    jobs: int,
+    fast: bool,
+    machine_start: dict[str, Any],
+    wall: float,
+    complete: bool,
+) -> dict[str, Any]:
+    """Write results.json / .csv / .md (atomically); called after every finished run (``complete=False``)."""
+    from cirlib.experiments import BUDGETS
+    from cirlib.utils.io import atomic_write_json, atomic_write_text
+
     order = {m: i for i, m in enumerate(methods)}
-    runs.sort(key=lambda r: (order[r["method"]], r["seed"]))
+    runs = sorted(runs, key=lambda r: (order[r["method"]], r["seed"]))
     summary = aggregate(runs, methods)
     payload = {
         "command": "python -m cirlib.results " + " ".join(sys.argv[1:]) if sys.argv else "",
+        "complete": bool(complete),
         "budget": "fast" if fast else "demo",
         "budget_settings": BUDGETS["fast" if fast else "demo"],
         "seeds": [int(s) for s in seeds],
@@ -277,15 +303,15 @@ def run_results(
         "runs": runs,
         "summary": summary,
     }
+    status = "" if complete else f" **Partial: {len(runs)} runs finished so far.**"
     header = (
         f"MaxBoxAcc, PxAP, accuracies in %, mean ± std over seeds {list(seeds)}; budget `{payload['budget']}`; "
         f"wall time {wall / 60:.1f} min with {jobs} jobs on {machine_start['cpu_count']} cores "
-        f"({machine_start['cpu']}); load average at start {machine_start['load_average']}.\n\n"
+        f"({machine_start['cpu']}); load average at start {machine_start['load_average']}.{status}\n\n"
     )
     atomic_write_json(out / "results.json", payload)
     atomic_write_text(out / "results.csv", _format_csv(runs, summary))
     atomic_write_text(out / "results.md", format_markdown(summary, header=header))
-    log(f"wrote {out / 'results.json'}, results.csv, results.md in {wall / 60:.1f} min")
     return payload
 
 

@@ -38,6 +38,7 @@ def test_same_seed_same_numbers_and_files(tmp_path, monkeypatch):
     out = tmp_path / "a"
     stored = json.loads((out / "results.json").read_text())
     assert stored["summary"]["cam"]["mean"]["maxboxacc_v2"] == first["runs"][0]["maxboxacc_v2"]
+    assert stored["complete"] is True and "Partial" not in (out / "results.md").read_text()
     assert stored["wall_time_s"] > 0 and stored["machine"]["cpu_count"] >= 1
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [(r["method"], r["seed"]) for r in rows] == [

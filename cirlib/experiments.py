@@ -24,6 +24,7 @@ from typing import Any
 
 from cirlib.config import DATASETS, METHODS, ExperimentConfig, config_from_dict, config_to_dict, validate_choice
 from cirlib.paths import CONFIGS_DIR
+from cirlib.utils.io import atomic_write_text
 
 __all__ = [
     "BUDGETS",
@@ -180,6 +181,8 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
     run_dir = config.resolved_output_dir()
     final = run_dir / "final.pt"
     metrics_path = run_dir / "metrics.json"
+    fingerprint_path = run_dir / "data_fingerprint.txt"
+    fingerprint = dataset_fingerprint(config)
     if final.exists() and metrics_path.exists() and not retrain:
         stored = config_from_dict(read_checkpoint(final)["config"], source=str(final))
         if not _same_config(stored, config):
@@ -187,14 +190,41 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
                 f"{run_dir} holds a run with a different configuration. Delete that folder or pass "
                 "another OUTPUT_DIR to train this one."
             )
+        if fingerprint and fingerprint_path.exists() and fingerprint_path.read_text().strip() != fingerprint:
+            raise ValueError(
+                f"{run_dir} was trained on different images than this version of the synthetic generator "
+                "renders (its data fingerprint differs). Delete that folder to retrain it."
+            )
         model, _ = load_checkpoint(final, device=_device_for(config))
         with open(metrics_path) as handle:
             metrics = json.load(handle)
         return TrainedModel(model, metrics.get("test") or {}, run_dir, config, reused=True)
     result = fit(config, resume=not retrain, progress=progress)
+    if fingerprint and result.output_dir is not None:
+        atomic_write_text(fingerprint_path, fingerprint + "\n")
     model = result.model
     model.eval()
     return TrainedModel(model, result.test or {}, run_dir, config, reused=False)
+
+
+def dataset_fingerprint(config: ExperimentConfig, num_images: int = 4) -> str | None:
+    """A short hash of the first test images the synthetic generator renders for ``config``.
+
+    Stored beside a finished run, it tells :func:`train_or_load` when the generator's code changed
+    under an unchanged config. ``None`` for real datasets (their files are the reference).
+    """
+    if config.data.name != "synthetic":
+        return None
+    import hashlib
+
+    from cirlib.data import build_dataset
+
+    dataset = build_dataset("synthetic", "test", image_size=config.data.image_size,
+                            size=num_images, **config.data.options)
+    digest = hashlib.sha256()
+    for index in range(num_images):
+        digest.update(dataset.render(index)["rgb"].tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _device_for(config: ExperimentConfig):

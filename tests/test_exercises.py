@@ -1,4 +1,4 @@
-"""The exercise checkers of notebooks 00-03: right answers pass, wrong ones fail with a hint."""
+"""The exercise checkers of every notebook: right answers pass, wrong ones fail with a hint."""
 
 from __future__ import annotations
 
@@ -51,6 +51,33 @@ def _cases(ds: SyntheticWSOL):
         (exercises.check_03_pair_sum, i1 + i2, i1, (images,)),
         (exercises.check_03_second_view_fraction, 0.3, 0.7, (0.3,)),
         (exercises.check_03_backbone_passes, 2, 1, ()),
+        *_advanced_cases(gen),
+    ]
+
+
+def _advanced_cases(gen: torch.Generator):
+    """Cases of the checkers of notebooks 04-07."""
+    f1 = torch.randn(2, 4, 3, 3, generator=gen)
+    f2 = torch.randn(2, 4, 3, 3, generator=gen)
+    uniform = f1 + 0.3 * f2.mean(dim=1, keepdim=True).expand_as(f1)
+    a1, a2 = torch.rand(5, 5, generator=gen), torch.rand(5, 5, generator=gen)
+    mask = (torch.rand(5, 5, generator=gen) > 0.5).float()
+    stitched = mask * a1 + (1 - mask) * a2
+    curve = [10.0, 55.5, 42.0]
+    values = [70.0, 72.0, 75.0]
+    return [
+        (exercises.check_04_caam_entries, 64, 8, (8,)),
+        (exercises.check_04_uniform_attention, uniform, f1, (f1, f2, 0.3)),
+        (exercises.check_04_danet_energy, "danet", "softmax", ()),
+        (exercises.check_05_attention_bytes, 16 * 16 * 4, 16 * 4, (4, 4)),
+        (exercises.check_05_received_mean, 1.0, 0.5, ()),
+        (exercises.check_05_gate_factor, 2.0, 3.0, (0.5, 3.0)),
+        (exercises.check_06_forward_passes, 3, 2, ()),
+        (exercises.check_06_stitched_target, stitched, a1, (a1, a2, mask)),
+        (exercises.check_06_full_map_kinds, {"stitched", "max"}, {"consistency"}, ()),
+        (exercises.check_07_best_method, "full", "cam", ({"cam": 60.0, "has": 70.0, "full": 74.0},)),
+        (exercises.check_07_maxboxacc_from_curve, 55.5, 42.0, (curve,)),
+        (exercises.check_07_sample_std, float(np.std(values, ddof=1)), float(np.std(values)), (values,)),
     ]
 
 

@@ -34,7 +34,7 @@ nbval: $(STAMP)
 test: unit nbval
 
 demo: $(STAMP)
-	$(PY) -m cirlib.notebooks demo notebooks build/demo --figures figures
+	$(PY) -m cirlib.notebooks demo notebooks build/demo --figures figures --runs results/runs
 
 results: $(STAMP)
 	$(PY) -m cirlib.results --out results

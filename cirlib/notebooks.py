@@ -185,15 +185,17 @@ def run_demo(
     figures_dir: str | os.PathLike = "figures",
     extra_parameters: dict[str, Any] | None = None,
     only: Iterable[str] | None = None,
+    runs_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Run every notebook in order with the demo parameters; return and write the wall times.
 
-    Later notebooks reuse the checkpoints earlier ones left in ``OUTPUT_DIR`` (``out_dir/artifacts``),
-    so a model is trained once. Each notebook may write ``OUTPUT_DIR/summary/<notebook>.json``; the
-    summaries are printed at the end.
+    Later notebooks reuse the checkpoints earlier ones left in ``OUTPUT_DIR`` (``runs_dir``, default
+    ``out_dir/artifacts``), so a model is trained once. ``make demo`` and ``make results`` share
+    ``results/runs``: the seed-0 models of one are reused by the other. Each notebook may write
+    ``OUTPUT_DIR/summary/<notebook>.json``; the summaries are printed at the end.
     """
     out_dir = Path(out_dir).resolve()
-    artifacts = out_dir / "artifacts"
+    artifacts = Path(runs_dir).resolve() if runs_dir else out_dir / "artifacts"
     figures = Path(figures_dir).resolve()
     timings: dict[str, float] = {}
     total = time.perf_counter()
@@ -355,6 +357,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     demo.add_argument("--figures", default="figures")
     demo.add_argument("-y", "--parameters", help="YAML mapping applied to every notebook")
     demo.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 00 01")
+    demo.add_argument("--runs", default=None,
+                      help="OUTPUT_DIR of the notebooks: trained runs and summaries (default OUTPUT/artifacts)")
     ci = sub.add_parser("prepare-ci", help="inject FAST parameters for nbval")
     ci.add_argument("source", nargs="?", default="notebooks")
     ci.add_argument("output", nargs="?", default="build/nbval")
@@ -377,7 +381,8 @@ def main_from_args(args: argparse.Namespace) -> int:
         seconds = run_notebook(args.notebook, args.output, _parse_yaml_parameters(args.parameters))
         print(f"{args.notebook} -> {args.output} in {seconds:.1f} s")
     elif command == "demo":
-        run_demo(args.source, args.output, args.figures, _parse_yaml_parameters(args.parameters), args.only)
+        run_demo(args.source, args.output, args.figures, _parse_yaml_parameters(args.parameters), args.only,
+                 args.runs)
     elif command == "prepare-ci":
         for path in prepare_ci(args.source, args.output):
             print(f"prepared {path}")

@@ -164,6 +164,7 @@ def _same_config(a: ExperimentConfig, b: ExperimentConfig) -> bool:
     left, right = config_to_dict(a), config_to_dict(b)
     for d in (left, right):
         d.pop("device", None)  # a CPU-trained checkpoint is the same experiment on a GPU
+        d.pop("output_dir", None)  # the run folder is where it was found (relative or absolute path)
     return left == right
 
 

@@ -79,3 +79,11 @@ def test_fingerprint_follows_the_generator_knobs():
     changed.data.options = dict(changed.data.options, body_tint=0.0)
     assert dataset_fingerprint(cfg) != dataset_fingerprint(changed)
     assert dataset_fingerprint(cfg) == dataset_fingerprint(experiment_config("has", fast=True))
+
+
+def test_a_run_is_found_by_relative_or_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    relative = experiment_config("cam", fast=True, output_dir="runs", device="cpu")
+    assert not train_or_load(relative, progress=False).reused
+    absolute = experiment_config("cam", fast=True, output_dir=tmp_path / "runs", device="cpu")
+    assert train_or_load(absolute, progress=False).reused

@@ -9,7 +9,7 @@ import numpy as np
 
 from cirlib.metrics._inputs import as_numpy, check_score_map
 
-__all__ = ["quantize_scoremap", "box_iou_inclusive", "scoremap_to_boxes"]
+__all__ = ["binary_map_boxes", "quantize_scoremap", "box_iou_inclusive", "scoremap_to_boxes"]
 
 
 def quantize_scoremap(scoremap: np.ndarray) -> np.ndarray:
@@ -72,9 +72,22 @@ def scoremap_to_boxes(scoremap: Any, threshold: float, multi_contour: bool = Fal
     """
     m = check_score_map(as_numpy(scoremap), 0, name="scoremap")
     q = quantize_scoremap(m)
-    h, w = q.shape
-    cutoff = int(np.float64(threshold) * np.max(q))
-    _, binary = cv2.threshold(q, cutoff, 255, cv2.THRESH_BINARY)
+    return binary_map_boxes(q, int(np.float64(threshold) * np.max(q)), multi_contour)
+
+
+def binary_map_boxes(quantized: np.ndarray, cutoff: int, multi_contour: bool = False) -> np.ndarray:
+    """Boxes of the contours of ``quantized > cutoff`` (the OpenCV step of the protocol).
+
+    Args:
+        quantized: ``(H, W)`` uint8 map (:func:`quantize_scoremap`).
+        cutoff: the integer cut-off ``int(threshold * max(quantized))``.
+        multi_contour: every contour instead of the largest one by ``cv2.contourArea``.
+
+    Returns:
+        ``(k, 4)`` int64 boxes ``x0, y0, x1, y1``; ``[[0, 0, 0, 0]]`` when there is no contour.
+    """
+    h, w = quantized.shape[:2]
+    _, binary = cv2.threshold(quantized, cutoff, 255, cv2.THRESH_BINARY)
     contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
     if len(contours) == 0:
         return np.zeros((1, 4), dtype=np.int64)

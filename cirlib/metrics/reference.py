@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 
 from cirlib.metrics._inputs import as_box_list, as_score_maps, as_thresholds, check_score_map
-from cirlib.metrics.boxes import box_iou_inclusive, quantize_scoremap
+from cirlib.metrics.boxes import binary_map_boxes, box_iou_inclusive, quantize_scoremap
 
 __all__ = ["reference_boxes", "reference_boxacc_curves"]
 
@@ -23,23 +22,9 @@ __all__ = ["reference_boxes", "reference_boxacc_curves"]
 def reference_boxes(scoremap: np.ndarray, cam_thresholds: np.ndarray,
                     multi_contour: bool = False) -> list[np.ndarray]:
     """Boxes at every CAM threshold, one ``cv2.findContours`` call per threshold."""
-    h, w = scoremap.shape
-    image = np.expand_dims(quantize_scoremap(scoremap), 2)
-    out = []
-    for t in cam_thresholds:
-        _, binary = cv2.threshold(image, int(t * np.max(image)), 255, cv2.THRESH_BINARY)
-        contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
-        if len(contours) == 0:
-            out.append(np.asarray([[0, 0, 0, 0]]))
-            continue
-        if not multi_contour:
-            contours = [max(contours, key=cv2.contourArea)]
-        boxes = []
-        for c in contours:
-            x, y, bw, bh = cv2.boundingRect(c)
-            boxes.append([x, y, min(x + bw, w - 1), min(y + bh, h - 1)])
-        out.append(np.asarray(boxes))
-    return out
+    image = quantize_scoremap(scoremap)
+    peak = np.max(image)
+    return [binary_map_boxes(image, int(t * peak), multi_contour) for t in cam_thresholds]
 
 
 def reference_boxacc_curves(scoremaps: Any, gt_boxes: Any, cam_thresholds: Sequence[float],

@@ -11,6 +11,12 @@ Budgets:
 * ``"fast"`` is the tiny CI setting (``FAST=True`` in the notebooks): it checks that code runs,
   its numbers mean nothing.
 
+Reproducibility: on the CPU, :func:`train_or_load` trains and evaluates on
+:data:`CPU_TRAIN_THREADS` thread(s) whatever the machine's core count, because PyTorch's CPU kernels
+split their sums by thread and a different count gives (slightly) different weights. So a notebook
+run in JupyterLab, ``make demo`` and ``make results`` (whose workers run in parallel, one core
+each) give the same numbers for the same seed.
+
 For ``DATA="cub"`` / ``"ilsvrc"`` the paper-scale recipes in ``configs/`` are used instead.
 """
 
@@ -18,6 +24,8 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +36,11 @@ from cirlib.utils.io import atomic_write_text
 
 __all__ = [
     "BUDGETS",
+    "CPU_TRAIN_THREADS",
     "TrainedModel",
+    "demo_configs",
     "experiment_config",
+    "fusion_ablation_configs",
     "train_or_load",
     "validate_notebook_parameters",
 ]
@@ -69,6 +80,9 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "ssam": {},
     "full": {},
 }
+
+#: Threads PyTorch uses while :func:`train_or_load` trains and evaluates on the CPU (see the module docstring).
+CPU_TRAIN_THREADS = 1
 
 #: Backbone used for each paper-scale dataset when a notebook asks for ``cub`` / ``ilsvrc``.
 PAPER_SCALE_ARCH = "resnet50"
@@ -200,12 +214,72 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
         with open(metrics_path) as handle:
             metrics = json.load(handle)
         return TrainedModel(model, metrics.get("test") or {}, run_dir, config, reused=True)
-    result = fit(config, resume=not retrain, progress=progress)
+    with _cpu_threads(CPU_TRAIN_THREADS if _device_for(config).type == "cpu" else None):
+        result = fit(config, resume=not retrain, progress=progress)
     if fingerprint and result.output_dir is not None:
         atomic_write_text(fingerprint_path, fingerprint + "\n")
     model = result.model
     model.eval()
     return TrainedModel(model, result.test or {}, run_dir, config, reused=False)
+
+
+@contextmanager
+def _cpu_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)`` (``None``: unchanged), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fusion_ablation_configs(*, ablation_epochs: int = 0, **run: Any) -> dict[str, ExperimentConfig]:
+    """The runs of notebook 06's fusion-loss ablation: the full method with each loss kind and none.
+
+    Args:
+        ablation_epochs: epochs of each run; 0 means a quarter of the budget's epochs (at least 1).
+        **run: keyword arguments of :func:`experiment_config` (seed, fast, data, epochs, output_dir, ...).
+
+    Returns:
+        ``{"stitched" | "consistency" | "max" | "None": config}``; when the ablation runs as long as
+        the budget, the ``"stitched"`` entry is the full method's own config (one run, not two).
+    """
+    from cirlib.methods.fusion_loss import FUSION_LOSSES
+
+    full = experiment_config("full", **run)
+    epochs = int(ablation_epochs) or max(1, full.train.epochs // 4)
+    configs: dict[str, ExperimentConfig] = {}
+    for kind in (*FUSION_LOSSES, None):
+        if kind == "stitched" and epochs == full.train.epochs:
+            configs[str(kind)] = full
+        else:
+            configs[str(kind)] = experiment_config("full", **dict(run, epochs=epochs), options={"fusion_loss": kind})
+    return configs
+
+
+def demo_configs(
+    seed: int = 0, output_dir: str | os.PathLike = "runs", ablation_epochs: int = 0, **run: Any
+) -> list[ExperimentConfig]:
+    """Every run the notebooks of ``make demo`` train: the six methods and notebook 06's ablation.
+
+    ``make demo`` trains these first, in parallel worker processes, and the notebooks then reuse
+    them through their checkpoints (see :func:`cirlib.notebooks.run_demo`).
+
+    Args:
+        seed, output_dir, **run: as for :func:`experiment_config`.
+        ablation_epochs: notebook 06's ``ABLATION_EPOCHS`` (0: a quarter of the budget).
+    """
+    run = dict(run, seed=seed, output_dir=output_dir)
+    configs = [experiment_config(method, **run) for method in METHODS]
+    configs += list(fusion_ablation_configs(ablation_epochs=ablation_epochs, **run).values())
+    unique: dict[str, ExperimentConfig] = {}
+    for config in configs:
+        unique.setdefault(str(config.output_dir), config)
+    return list(unique.values())
 
 
 def dataset_fingerprint(config: ExperimentConfig, num_images: int = 4) -> str | None:

@@ -7,7 +7,8 @@ are marked ``# NBVAL_CHECK_OUTPUT``, so ``nbval --nbval-lax`` compares exactly t
 Command line (``python -m cirlib.notebooks ...`` or ``cirlib notebook ...``):
 
 * ``run NOTEBOOK OUT [-y YAML]``   run one notebook headless with papermill and other parameters
-* ``demo SRC OUT --figures DIR``   run every notebook in order (the ``make demo`` target)
+* ``demo SRC OUT --figures DIR``   train the notebooks' runs in parallel (``--jobs``), then run every
+  notebook in order (the ``make demo`` target)
 * ``prepare-ci SRC OUT``           inject the FAST parameters for nbval (the ``make test`` target)
 * ``check-stripped SRC``           fail if a notebook carries outputs other than its ``keep_output`` cells
 * ``refresh-outputs SRC``          re-run in FAST mode and store the ``keep_output`` cells' outputs
@@ -179,6 +180,65 @@ def _mark_reference_outputs(path: Path) -> None:
     _write(nb, path)
 
 
+#: Relative cost of one training epoch per method (CAM = 1), measured with ``benchmarks/step_cost.py``;
+#: only used to start the longest demo trainings first.
+_RELATIVE_COST = {"cam": 1.0, "has": 1.0, "complementary": 2.5, "caam": 2.5, "ssam": 2.7, "full": 3.8}
+
+
+def _train_config(values: dict[str, Any]) -> tuple[str, bool, float]:
+    """Worker of :func:`pretrain_demo_runs`: train (or reuse) one run given as a config dict."""
+    from cirlib.config import config_from_dict
+    from cirlib.experiments import train_or_load
+
+    start = time.perf_counter()
+    trained = train_or_load(config_from_dict(values, source="make demo"), progress=False)
+    return str(trained.output_dir), trained.reused, time.perf_counter() - start
+
+
+def pretrain_demo_runs(runs_dir: str | os.PathLike, parameters: dict[str, Any] | None = None,
+                       jobs: int = 2) -> float:
+    """Train every run the demo notebooks need, ``jobs`` at a time; return the wall time.
+
+    The runs are those of :func:`cirlib.experiments.demo_configs` for the notebooks' ``SEED``,
+    ``FAST``, ``EPOCHS``, ``DEVICE`` and ``ABLATION_EPOCHS`` in ``parameters``; finished runs are
+    reused. Each worker process trains on one thread
+    (:data:`cirlib.experiments.CPU_TRAIN_THREADS`), which is also what a notebook does when it trains
+    itself, so the numbers are the same either way. Only for ``DATA="synthetic"``.
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from cirlib.config import config_to_dict
+    from cirlib.experiments import demo_configs
+
+    params = dict(parameters or {})
+    start = time.perf_counter()
+    if params.get("DATA", "synthetic") != "synthetic" or jobs < 1:
+        return 0.0
+    configs = demo_configs(
+        seed=int(params.get("SEED", 0)), output_dir=runs_dir, fast=bool(params.get("FAST", False)),
+        epochs=int(params.get("EPOCHS") or 0) or None, device=str(params.get("DEVICE", "auto")),
+        ablation_epochs=int(params.get("ABLATION_EPOCHS") or 0),
+    )
+    configs.sort(key=lambda c: -_RELATIVE_COST.get(c.model.method, 1.0) * c.train.epochs)
+    print(f"[demo] training {len(configs)} runs first ({jobs} at a time; finished runs are reused) ...",
+          flush=True)
+    jobs_list = [config_to_dict(c) for c in configs]
+    if jobs == 1:
+        finished = (_train_config(values) for values in jobs_list)
+        _report_pretrain(finished)
+    else:
+        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_train_config, values) for values in jobs_list]
+            _report_pretrain(future.result() for future in as_completed(futures))
+    return time.perf_counter() - start
+
+
+def _report_pretrain(finished: Iterable[tuple[str, bool, float]]) -> None:
+    for run_dir, reused, seconds in finished:
+        print(f"[demo]   {'reused' if reused else f'trained in {seconds:.0f} s'}: {run_dir}", flush=True)
+
+
 def run_demo(
     source_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -186,19 +246,24 @@ def run_demo(
     extra_parameters: dict[str, Any] | None = None,
     only: Iterable[str] | None = None,
     runs_dir: str | os.PathLike | None = None,
+    pretrain_jobs: int = 2,
 ) -> dict[str, Any]:
     """Run every notebook in order with the demo parameters; return and write the wall times.
 
-    Later notebooks reuse the checkpoints earlier ones left in ``OUTPUT_DIR`` (``runs_dir``, default
-    ``out_dir/artifacts``), so a model is trained once. ``make demo`` and ``make results`` share
-    ``results/runs``: the seed-0 models of one are reused by the other. Each notebook may write
-    ``OUTPUT_DIR/summary/<notebook>.json``; the summaries are printed at the end.
+    First the runs every notebook needs are trained in ``pretrain_jobs`` parallel processes
+    (:func:`pretrain_demo_runs`; 0 leaves the training to the notebooks); the notebooks then reuse
+    the checkpoints in ``OUTPUT_DIR`` (``runs_dir``, default ``out_dir/artifacts``), so a model is
+    trained once. ``make demo`` and ``make results`` share ``results/runs``: the seed-0 models of one
+    are reused by the other. Each notebook may write ``OUTPUT_DIR/summary/<notebook>.json``; the
+    summaries are printed at the end.
     """
     out_dir = Path(out_dir).resolve()
     artifacts = Path(runs_dir).resolve() if runs_dir else out_dir / "artifacts"
     figures = Path(figures_dir).resolve()
     timings: dict[str, float] = {}
     total = time.perf_counter()
+    demo_params = dict(DEMO_PARAMETERS, **(extra_parameters or {}))
+    pretrain_seconds = pretrain_demo_runs(artifacts, demo_params, jobs=pretrain_jobs) if not only else 0.0
     for notebook in list_notebooks(source_dir):
         if only and not any(notebook.name.startswith(prefix) for prefix in only):
             continue
@@ -211,6 +276,8 @@ def run_demo(
         timings[notebook.name] = round(seconds, 1)
         print(f"[demo] {notebook.name} finished in {seconds / 60:.1f} min", flush=True)
     record = {
+        "pretrain_seconds": round(pretrain_seconds, 1),
+        "pretrain_jobs": pretrain_jobs,
         "notebook_seconds": timings,
         "total_seconds": round(time.perf_counter() - total, 1),
         "machine": _machine_description(),
@@ -359,6 +426,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     demo.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 00 01")
     demo.add_argument("--runs", default=None,
                       help="OUTPUT_DIR of the notebooks: trained runs and summaries (default OUTPUT/artifacts)")
+    demo.add_argument("--jobs", type=int, default=2,
+                      help="train the notebooks' runs first in this many processes, one core each "
+                           "(0: the notebooks train them one after the other)")
     ci = sub.add_parser("prepare-ci", help="inject FAST parameters for nbval")
     ci.add_argument("source", nargs="?", default="notebooks")
     ci.add_argument("output", nargs="?", default="build/nbval")
@@ -382,7 +452,7 @@ def main_from_args(args: argparse.Namespace) -> int:
         print(f"{args.notebook} -> {args.output} in {seconds:.1f} s")
     elif command == "demo":
         run_demo(args.source, args.output, args.figures, _parse_yaml_parameters(args.parameters), args.only,
-                 args.runs)
+                 args.runs, pretrain_jobs=args.jobs)
     elif command == "prepare-ci":
         for path in prepare_ci(args.source, args.output):
             print(f"prepared {path}")

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+import torch
+
 from cirlib.experiments import (
     BUDGETS,
+    CPU_TRAIN_THREADS,
     dataset_fingerprint,
+    demo_configs,
     experiment_config,
+    fusion_ablation_configs,
     train_or_load,
     validate_notebook_parameters,
 )
+from cirlib.notebooks import pretrain_demo_runs
 
 
 def test_every_method_gets_the_same_budget(tmp_path):
@@ -87,3 +93,56 @@ def test_a_run_is_found_by_relative_or_absolute_path(tmp_path, monkeypatch):
     assert not train_or_load(relative, progress=False).reused
     absolute = experiment_config("cam", fast=True, output_dir=tmp_path / "runs", device="cpu")
     assert train_or_load(absolute, progress=False).reused
+
+
+def test_fusion_ablation_configs_shorten_the_runs_and_share_the_full_run_when_as_long(tmp_path):
+    short = fusion_ablation_configs(seed=1, output_dir=tmp_path)
+    assert list(short) == ["stitched", "consistency", "max", "None"]
+    budget = BUDGETS["demo"]["train"]["epochs"]
+    assert {c.train.epochs for c in short.values()} == {max(1, budget // 4)}
+    assert [c.model.options["fusion_loss"] for c in short.values()] == ["stitched", "consistency", "max", None]
+    full = experiment_config("full", seed=1, output_dir=tmp_path)
+    assert short["stitched"].output_dir != full.output_dir
+    same = fusion_ablation_configs(ablation_epochs=budget, seed=1, output_dir=tmp_path)
+    assert same["stitched"].output_dir == full.output_dir
+    assert same["None"].train.epochs == budget
+
+
+def test_demo_configs_list_every_run_of_the_notebooks_once(tmp_path):
+    demo = demo_configs(seed=0, output_dir=tmp_path)
+    assert [c.model.method for c in demo[:6]] == ["cam", "has", "complementary", "caam", "ssam", "full"]
+    assert len(demo) == 6 + 4  # the ablation's stitched run is shorter than the full run: a run of its own
+    fast = demo_configs(seed=0, output_dir=tmp_path, fast=True)  # 1 epoch: the ablation's stitched run is the full run
+    assert len(fast) == 6 + 3
+    assert len({c.output_dir for c in fast}) == len(fast)
+
+
+def test_cpu_training_does_not_depend_on_the_thread_count(tmp_path):
+    """A notebook (all cores) and a make-results worker (one core) train the same weights."""
+    before = torch.get_num_threads()
+    weights = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            cfg = experiment_config("complementary", fast=True, output_dir=tmp_path / f"t{threads}", device="cpu")
+            model = train_or_load(cfg, progress=False).model
+            assert torch.get_num_threads() == threads  # restored after training
+        finally:
+            torch.set_num_threads(before)
+        weights.append(model.state_dict())
+    assert CPU_TRAIN_THREADS == 1
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key]), key
+
+
+def test_demo_pretraining_trains_every_notebook_run_in_parallel_then_reuses(tmp_path, capsys):
+    params = {"FAST": True, "DEVICE": "cpu", "SEED": 0}
+    pretrain_demo_runs(tmp_path, params, jobs=2)
+    configs = demo_configs(seed=0, output_dir=tmp_path, fast=True, device="cpu")
+    for cfg in configs:
+        assert (cfg.resolved_output_dir() / "final.pt").exists(), cfg.output_dir
+    assert capsys.readouterr().out.count("trained in") == len(configs)
+    pretrain_demo_runs(tmp_path, params, jobs=1)
+    assert capsys.readouterr().out.count("]   reused: ") == len(configs)
+    # what a notebook then gets: the same run, not a new one
+    assert train_or_load(configs[0], progress=False).reused

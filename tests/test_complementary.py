@@ -263,3 +263,16 @@ def test_bf16_autocast_training_and_inference_are_finite():
         model.eval()
         _, cams = model(x * 1e3, y, return_cam=True)
     assert torch.isfinite(out["loss"]) and torch.isfinite(cams).all()
+
+
+@pytest.mark.parametrize("placement, channels", [("early", 8), ("late", 16)])
+def test_attention_features_follow_the_placement(placement, channels):
+    model = _model(**dict(FULL, attention_at=placement))
+    x, _ = _batch()
+    feats = model.attention_features(x)
+    assert model.attention_channels == channels == feats.shape[1]
+    expected = model.backbone.early(x) if placement == "early" else model.backbone(x)
+    torch.testing.assert_close(feats, expected)
+    maps = model.attention_maps(x)
+    assert maps["caam"][0].shape == (B, channels, channels)
+    assert maps["ssam"].shape == (B, HW * HW, HW * HW)

@@ -202,7 +202,7 @@ class ComplementaryModel(WSOLModel):
         self.aggregation = _choice("aggregation", aggregation, AGGREGATIONS)
         _choice("caam_energy", caam_energy, CAAM_ENERGIES)
 
-        channels = backbone.early_channels if self.attention_at == "early" else backbone.out_channels
+        channels = self.attention_channels
         self.caam = (
             ChannelAssistedAttention(
                 scale=attention_scale, scale_bound=scale_bound, energy=caam_energy, temperature=caam_temperature
@@ -230,6 +230,15 @@ class ComplementaryModel(WSOLModel):
     def has_attention(self) -> bool:
         """Whether CAAM or SSAM is on."""
         return self.caam is not None or self.ssam is not None
+
+    @property
+    def attention_channels(self) -> int:
+        """Channels :math:`C` of the features CAAM and SSAM work on (depends on ``attention_at``)."""
+        return self.backbone.early_channels if self.attention_at == "early" else self.backbone.out_channels
+
+    def attention_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features of images ``x`` at the attention point: ``backbone.early(x)`` or ``backbone(x)``."""
+        return self.backbone.early(x) if self.attention_at == "early" else self.backbone(x)
 
     def head(self, branch: int) -> CAMHead:
         """The classifier of ``branch`` (0 or 1); the same module twice when ``classifier="shared"``."""
@@ -327,8 +336,8 @@ class ComplementaryModel(WSOLModel):
             "feature_size": (h, w) of the map the attention works on}``.
         """
         x2 = x if x2 is None else x2
-        f1 = self.backbone.early(x) if self.attention_at == "early" else self.backbone(x)
-        f2 = f1 if x2 is x else (self.backbone.early(x2) if self.attention_at == "early" else self.backbone(x2))
+        f1 = self.attention_features(x)
+        f2 = f1 if x2 is x else self.attention_features(x2)
         caam = ssam = None
         if self.caam is not None:
             _, _, q12, q21 = self.caam(f1, f2, return_attention=True)

@@ -71,14 +71,19 @@ BUDGETS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: The attention variants' placement and CAM source, the ``ComplementaryModel`` defaults, written
+#: into their configs: a run trained under the earlier defaults (``attention_at="early"``,
+#: ``cam_from="attended"``) then has another config and is retrained, never reused.
+_ATTENTION_OPTIONS: dict[str, Any] = {"attention_at": "late", "cam_from": "backbone"}
+
 #: Method options that make each variant of the ablation (the budget's own options are merged in).
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "cam": {},
     "has": {},
     "complementary": {},
-    "caam": {},
-    "ssam": {},
-    "full": {},
+    "caam": dict(_ATTENTION_OPTIONS),
+    "ssam": dict(_ATTENTION_OPTIONS),
+    "full": dict(_ATTENTION_OPTIONS),
 }
 
 #: Threads PyTorch uses while :func:`train_or_load` trains and evaluates on the CPU (see the module docstring).
@@ -246,15 +251,15 @@ def fusion_ablation_configs(*, ablation_epochs: int = 0, **run: Any) -> dict[str
 
     Returns:
         ``{"stitched" | "consistency" | "max" | "None": config}``; when the ablation runs as long as
-        the budget, the ``"stitched"`` entry is the full method's own config (one run, not two).
+        the budget, the default kind's entry (``"max"``) is the full method's own config (one run, not two).
     """
-    from cirlib.methods.fusion_loss import FUSION_LOSSES
+    from cirlib.methods.fusion_loss import DEFAULT_FUSION_LOSS, FUSION_LOSSES
 
     full = experiment_config("full", **run)
     epochs = int(ablation_epochs) or max(1, full.train.epochs // 4)
     configs: dict[str, ExperimentConfig] = {}
     for kind in (*FUSION_LOSSES, None):
-        if kind == "stitched" and epochs == full.train.epochs:
+        if kind == DEFAULT_FUSION_LOSS and epochs == full.train.epochs:
             configs[str(kind)] = full
         else:
             configs[str(kind)] = experiment_config("full", **dict(run, epochs=epochs), options={"fusion_loss": kind})

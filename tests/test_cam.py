@@ -142,7 +142,7 @@ def test_build_model_complementary_family_presets(monkeypatch):
     for name in ("complementary", "caam", "ssam", "full"):
         assert build_model(name, width=4).method == name
     assert calls == [
-        (False, False, None, 1.0), (True, False, None, 1.0), (False, True, None, 1.0), (True, True, "stitched", 1.0)
+        (False, False, None, 1.0), (True, False, None, 1.0), (False, True, None, 1.0), (True, True, "max", 1.0)
     ]
     build_model("complementary", width=4, fusion_loss="stitched", lam=0.5)  # override a preset
     assert calls[-1] == (False, False, "stitched", 0.5)

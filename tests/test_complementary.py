@@ -75,9 +75,11 @@ def test_forward_and_training_contract(options):
     out["loss"].backward()
 
 
-def test_real_small_cnn_backbone_early_placement():
-    model = _model(backbone="small_cnn", **FULL)
-    assert model.ssam.channels == model.backbone.early_channels
+@pytest.mark.parametrize("placement", ["late", "early"])
+def test_real_small_cnn_backbone_both_placements(placement):
+    model = _model(backbone="small_cnn", **dict(FULL, attention_at=placement))
+    expected = model.backbone.out_channels if placement == "late" else model.backbone.early_channels
+    assert model.ssam.channels == expected
     x, y = _batch()
     out = model.training_loss(x, y)
     out["loss"].backward()
@@ -136,8 +138,9 @@ def test_inference_fuses_normalised_maps_of_both_classifiers():
         torch.testing.assert_close(model(x), logits)
 
 
-def test_eval_is_deterministic_and_uses_the_full_image():
-    model = _model(**FULL).eval()
+@pytest.mark.parametrize("placement", ["late", "early"])
+def test_eval_is_deterministic_and_uses_the_full_image(placement):
+    model = _model(**dict(FULL, attention_at=placement)).eval()
     x, y = _batch()
     torch.manual_seed(123)
     a = model(x, y, return_cam=True)
@@ -146,7 +149,8 @@ def test_eval_is_deterministic_and_uses_the_full_image():
     torch.testing.assert_close(a[0], b[0])
     torch.testing.assert_close(a[1], b[1])
     # the same as running the pieces on the unmasked image
-    t = model.backbone.late(model._attend_single(model.backbone.early(x)))
+    t = model._attend_single(model.attention_features(x))
+    t = model.backbone.late(t) if placement == "early" else t
     torch.testing.assert_close(a[0], 0.5 * (model.heads[0](t) + model.heads[1](t)))
 
 
@@ -229,7 +233,8 @@ def test_registry_builds_every_complementary_method():
         model = build_model(method, "small_cnn", num_classes=K, image_size=S, width=4)
         assert isinstance(model, ComplementaryModel) and model.method == method
     full = build_model("full", "small_cnn", num_classes=K, image_size=S, width=4)
-    assert full.caam is not None and full.ssam is not None and full.fusion_loss == "stitched"
+    assert full.caam is not None and full.ssam is not None and full.fusion_loss == "max"
+    assert full.attention_at == "late" and full.cam_from == "backbone"
 
 
 def test_attention_maps_for_notebooks():
@@ -237,7 +242,7 @@ def test_attention_maps_for_notebooks():
     x, _ = _batch()
     maps = model.attention_maps(x)
     q12, q21 = maps["caam"]
-    assert q12.shape == (B, 8, 8)  # early channels of the mock backbone
+    assert q12.shape == (B, 16, 16)  # the mock backbone's output channels (attention after the backbone)
     assert maps["feature_size"] == (HW, HW)
     assert maps["ssam"].shape == (B, HW * HW, HW * HW)
     torch.testing.assert_close(maps["ssam"].sum(-1), torch.ones(B, HW * HW))

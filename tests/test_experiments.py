@@ -102,17 +102,18 @@ def test_fusion_ablation_configs_shorten_the_runs_and_share_the_full_run_when_as
     assert {c.train.epochs for c in short.values()} == {max(1, budget // 4)}
     assert [c.model.options["fusion_loss"] for c in short.values()] == ["stitched", "consistency", "max", None]
     full = experiment_config("full", seed=1, output_dir=tmp_path)
-    assert short["stitched"].output_dir != full.output_dir
+    assert short["max"].output_dir != full.output_dir
     same = fusion_ablation_configs(ablation_epochs=budget, seed=1, output_dir=tmp_path)
-    assert same["stitched"].output_dir == full.output_dir
+    assert same["max"].output_dir == full.output_dir  # the full method's default kind
+    assert same["stitched"].output_dir != full.output_dir
     assert same["None"].train.epochs == budget
 
 
 def test_demo_configs_list_every_run_of_the_notebooks_once(tmp_path):
     demo = demo_configs(seed=0, output_dir=tmp_path)
     assert [c.model.method for c in demo[:6]] == ["cam", "has", "complementary", "caam", "ssam", "full"]
-    assert len(demo) == 6 + 4  # the ablation's stitched run is shorter than the full run: a run of its own
-    fast = demo_configs(seed=0, output_dir=tmp_path, fast=True)  # 1 epoch: the ablation's stitched run is the full run
+    assert len(demo) == 6 + 4  # the ablation's max run is shorter than the full run: a run of its own
+    fast = demo_configs(seed=0, output_dir=tmp_path, fast=True)  # 1 epoch: the ablation's max run is the full run
     assert len(fast) == 6 + 3
     assert len({c.output_dir for c in fast}) == len(fast)
 

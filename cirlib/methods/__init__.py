@@ -8,7 +8,7 @@ method                    what it is
 ``complementary``         two complementary images per input, shared backbone, two classifiers
 ``caam``                  ``complementary`` + channel-wise assisted attention (CAAM)
 ``ssam``                  ``complementary`` + spatial self-attention (SSAM)
-``full``                  CAAM + SSAM + the attention-based fusion loss (``"stitched"``)
+``full``                  CAAM + SSAM + the attention-based fusion loss (``"max"``)
 ========================  =====================================================================
 
 The last four are :class:`cirlib.methods.complementary.ComplementaryModel` with presets; options
@@ -25,6 +25,7 @@ from typing import Any
 
 from cirlib.methods.base import WSOLModel
 from cirlib.methods.cam import CAMModel, class_activation_maps
+from cirlib.methods.fusion_loss import DEFAULT_FUSION_LOSS
 from cirlib.methods.has import HaSModel
 from cirlib.methods.masks import (
     complementary_masks,
@@ -60,7 +61,7 @@ _DESCRIPTIONS: dict[str, str] = {
     "complementary": "two complementary images (M*I, (1-M)*I), shared backbone, two classifiers",
     "caam": "complementary + channel-wise assisted attention module (CAAM) between the branches",
     "ssam": "complementary + spatial self-attention module (SSAM) in each branch",
-    "full": "complementary + CAAM + SSAM + attention-based fusion loss ('stitched')",
+    "full": "complementary + CAAM + SSAM + attention-based fusion loss ('max')",
 }
 
 # Presets of ComplementaryModel(backbone, num_classes, *, use_caam, use_ssam, fusion_loss, **options).
@@ -68,7 +69,7 @@ _COMPLEMENTARY_PRESETS: dict[str, dict[str, Any]] = {
     "complementary": {"use_caam": False, "use_ssam": False, "fusion_loss": None},
     "caam": {"use_caam": True, "use_ssam": False, "fusion_loss": None},
     "ssam": {"use_caam": False, "use_ssam": True, "fusion_loss": None},
-    "full": {"use_caam": True, "use_ssam": True, "fusion_loss": "stitched"},
+    "full": {"use_caam": True, "use_ssam": True, "fusion_loss": DEFAULT_FUSION_LOSS},
 }
 
 

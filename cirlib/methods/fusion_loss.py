@@ -3,13 +3,16 @@ r"""Attention-based fusion loss: tie the two branches' attention maps together (
 The paper names an "Attention-based Fusion Loss" that uses the two classifiers' attention
 maps; its formula is not available to us. We offer three kinds, selected by name:
 
-* ``"stitched"`` (default): each branch saw only its own region, so stitch the two maps with
+* ``"stitched"``: each branch saw only its own region, so stitch the two maps with
   the complementary mask, :math:`A_s = m A_1 + (1 - m) A_2` (:math:`m` the fraction of each
   feature cell visible in :math:`I_1`), and teach the full-image map with it,
   :math:`L = \operatorname{mean} |A_{full} - \operatorname{sg}(A_s)|`.
 * ``"consistency"``: the two branches' maps should agree, :math:`L = \operatorname{mean}|A_1 - A_2|`
   (no full-image pass needed; both maps receive gradients).
-* ``"max"``: max-fusion target, :math:`L = \operatorname{mean}|A_{full} - \operatorname{sg}(\max(A_1, A_2))|`.
+* ``"max"`` (default, :data:`DEFAULT_FUSION_LOSS`): max-fusion target,
+  :math:`L = \operatorname{mean}|A_{full} - \operatorname{sg}(\max(A_1, A_2))|`: the full-image map should
+  cover what either branch found (3 seeds on the synthetic data: MaxBoxAccV2 78.4 against 73.5 for
+  ``"stitched"``; ``docs/reconstruction.md``).
 
 :math:`\operatorname{sg}` is stop-gradient. Every map is the ground-truth-class map at
 feature resolution, min-max normalised per image (:func:`minmax_normalize`) before the
@@ -26,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = [
+    "DEFAULT_FUSION_LOSS",
     "FUSION_LOSSES",
     "AttentionFusionLoss",
     "attention_fusion_loss",
@@ -34,8 +38,10 @@ __all__ = [
     "needs_full_map",
 ]
 
-#: Valid fusion-loss kinds (first one is the default).
+#: Valid fusion-loss kinds.
 FUSION_LOSSES = ("stitched", "consistency", "max")
+#: The kind the ``full`` method uses (``cirlib.methods.build_model``).
+DEFAULT_FUSION_LOSS = "max"
 _NEEDS_FULL = {"stitched": True, "consistency": False, "max": True}
 
 FusionKind = Literal["stitched", "consistency", "max"]

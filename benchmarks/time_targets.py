@@ -113,13 +113,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="cirlib-targets-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    report: dict = {"command": " ".join(["python", "benchmarks/time_targets.py", *(argv or sys.argv[1:])]),
-                    "machine": _machine(), "targets": {}}
+    out = Path(args.out)
+    # Targets timed by an earlier call stay in the file; each record carries its own command and machine.
+    report: dict = json.loads(out.read_text()) if out.exists() else {}
+    report.setdefault("targets", {})
+    command = " ".join(["python", "benchmarks/time_targets.py", *(argv if argv is not None else sys.argv[1:])])
     try:
         for target in args.targets:
-            report["targets"][target] = time_target(target, workdir)
-            report["machine"]["load_average_end"] = list(os.getloadavg())
-            atomic_write_json(Path(args.out), report)
+            machine = _machine()
+            record = time_target(target, workdir)
+            machine["load_average_end"] = list(os.getloadavg())
+            report["targets"][target] = {"command": command, "machine": machine, **record}
+            atomic_write_json(out, report)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

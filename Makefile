@@ -3,6 +3,7 @@
 #   make test     unit tests, then nbval on every notebook in FAST mode
 #   make lab      JupyterLab on notebooks/ with this project's environment as the kernel
 #   make results  train every method on 3 seeds with the same budget (results/)
+#   make timings  time make demo and make results on fresh clones (benchmarks/results/targets.json)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +12,7 @@ STAMP := $(VENV)/.cirlib-installed
 export TQDM_DISABLE ?=
 export MPLBACKEND ?= Agg
 
-.PHONY: install test unit nbval demo lab results benchmarks clean student
+.PHONY: install test unit nbval demo lab results timings clean student
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +39,9 @@ demo: $(STAMP)
 
 results: $(STAMP)
 	$(PY) -m cirlib.results --out results
+
+timings: $(STAMP)
+	$(PY) benchmarks/time_targets.py --targets demo results
 
 lab: $(STAMP)
 	cd notebooks && ../$(VENV)/bin/jupyter lab

@@ -180,9 +180,9 @@ def _mark_reference_outputs(path: Path) -> None:
     _write(nb, path)
 
 
-#: Relative cost of one training epoch per method (CAM = 1), measured with ``benchmarks/step_cost.py``;
-#: only used to start the longest demo trainings first.
-_RELATIVE_COST = {"cam": 1.0, "has": 1.0, "complementary": 2.5, "caam": 2.5, "ssam": 2.7, "full": 3.8}
+#: Relative cost of one training epoch per method (CAM = 1), from the single-threaded train times in
+#: ``results/results.json`` (CAM 74 s, full 322 s); only used to start the longest demo trainings first.
+_RELATIVE_COST = {"cam": 1.0, "has": 1.0, "complementary": 2.3, "caam": 2.5, "ssam": 2.7, "full": 4.4}
 
 
 def _train_config(values: dict[str, Any]) -> tuple[str, bool, float]:

@@ -51,6 +51,52 @@ def _find(parent: np.ndarray, i: int) -> int:
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _add_pixel(p, r, w2, parent, size, bx0, by0, bx1, by1, pmin, dirty) -> None:
+    """Pixel ``p`` joins the component of root ``r`` (its own node stays cold)."""
+    parent[p] = r
+    y = p // w2
+    x = p - y * w2
+    size[r] += 1
+    bx0[r] = min(bx0[r], x)
+    by0[r] = min(by0[r], y)
+    bx1[r] = max(bx1[r], x)
+    by1[r] = max(by1[r], y)
+    pmin[r] = min(pmin[r], p)
+    dirty[r] = True
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _absorb(ra, rb, parent, size, bx0, by0, bx1, by1, pmin, dirty, roots, rpos, nroots) -> int:
+    """Root ``ra`` absorbs root ``rb`` (size, box, raster-first pixel); ``rb`` leaves the root list.
+
+    Returns the new number of listed roots (swap-remove).
+    """
+    parent[rb] = ra
+    size[ra] += size[rb]
+    bx0[ra] = min(bx0[ra], bx0[rb])
+    by0[ra] = min(by0[ra], by0[rb])
+    bx1[ra] = max(bx1[ra], bx1[rb])
+    by1[ra] = max(by1[ra], by1[rb])
+    pmin[ra] = min(pmin[ra], pmin[rb])
+    dirty[ra] = True
+    j = rpos[rb]
+    nroots -= 1
+    last = roots[nroots]
+    roots[j] = last
+    rpos[last] = j
+    return nroots
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _push_root(p, parent, roots, rpos, nroots) -> int:
+    """``p`` starts a new component and joins the root list; returns the new number of roots."""
+    parent[p] = p
+    roots[nroots] = p
+    rpos[p] = nroots
+    return nroots + 1
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _best_iou(bx0: int, by0: int, bx1: int, by1: int, gt: np.ndarray) -> float:
     """max over GT boxes of the inclusive IoU, bit-identical to ``box_iou_inclusive``."""
     best = 0.0
@@ -177,41 +223,17 @@ def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarra
                 if ro == rp:
                     continue
                 if rp < 0:  # join the first neighbouring component (p's own node stays cold)
-                    parent[p] = ro
-                    y = p // w2
-                    x = p - y * w2
-                    size[ro] += 1
-                    bx0[ro] = min(bx0[ro], x)
-                    by0[ro] = min(by0[ro], y)
-                    bx1[ro] = max(bx1[ro], x)
-                    by1[ro] = max(by1[ro], y)
-                    pmin[ro] = min(pmin[ro], p)
-                    dirty[ro] = True
+                    _add_pixel(p, ro, w2, parent, size, bx0, by0, bx1, by1, pmin, dirty)
                     rp = ro
                     continue
                 ra, rb = rp, ro
                 if size[rb] > size[ra]:
                     ra, rb = rb, ra
-                parent[rb] = ra
-                size[ra] += size[rb]
                 area2[ra] += area2[rb]
-                bx0[ra] = min(bx0[ra], bx0[rb])
-                by0[ra] = min(by0[ra], by0[rb])
-                bx1[ra] = max(bx1[ra], bx1[rb])
-                by1[ra] = max(by1[ra], by1[rb])
-                pmin[ra] = min(pmin[ra], pmin[rb])
-                dirty[ra] = True
-                j = rpos[rb]
-                nroots -= 1
-                last = roots[nroots]
-                roots[j] = last
-                rpos[last] = j
+                nroots = _absorb(ra, rb, parent, size, bx0, by0, bx1, by1, pmin, dirty, roots, rpos, nroots)
                 rp = ra
             if rp < 0:  # a new component: its singleton attributes were set by _reset_nodes
-                parent[p] = p
-                roots[nroots] = p
-                rpos[p] = nroots
-                nroots += 1
+                nroots = _push_root(p, parent, roots, rpos, nroots)
                 rp = p
             # the 4 cells containing p: a 3rd / 4th foreground pixel adds 1/2 to the area of the
             # (single) component; bit-quad changes update 4 x the Euler number C - H (Gray 1971)
@@ -335,40 +357,17 @@ def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndar
                 if ro == rp:
                     continue
                 if rp < 0:  # join the first neighbouring component (p's own node stays cold)
-                    parent[p] = ro
-                    y = p // w2
-                    x = p - y * w2
-                    size[ro] += 1
-                    bx0[ro] = min(bx0[ro], x)
-                    by0[ro] = min(by0[ro], y)
-                    bx1[ro] = max(bx1[ro], x)
-                    by1[ro] = max(by1[ro], y)
-                    pmin[ro] = min(pmin[ro], p)
-                    dirty[ro] = True
+                    _add_pixel(p, ro, w2, parent, size, bx0, by0, bx1, by1, pmin, dirty)
                     rp = ro
                     continue
                 ra, rb = rp, ro
                 if rb == outside or (ra != outside and size[rb] > size[ra]):
                     ra, rb = rb, ra
-                parent[rb] = ra  # ra absorbs rb; `outside` is never listed
-                size[ra] += size[rb]
-                bx0[ra] = min(bx0[ra], bx0[rb])
-                by0[ra] = min(by0[ra], by0[rb])
-                bx1[ra] = max(bx1[ra], bx1[rb])
-                by1[ra] = max(by1[ra], by1[rb])
-                pmin[ra] = min(pmin[ra], pmin[rb])
-                dirty[ra] = True
-                j = rpos[rb]
-                nroots -= 1
-                last = roots[nroots]
-                roots[j] = last
-                rpos[last] = j
+                # ra absorbs rb; `outside` is never listed
+                nroots = _absorb(ra, rb, parent, size, bx0, by0, bx1, by1, pmin, dirty, roots, rpos, nroots)
                 rp = ra
             if rp < 0:  # a new hole component
-                parent[p] = p
-                roots[nroots] = p
-                rpos[p] = nroots
-                nroots += 1
+                nroots = _push_root(p, parent, roots, rpos, nroots)
 
     return hole_best, hole_off[:257], hole_e[:n_holes], hole_b2[:n_holes]
 

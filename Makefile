@@ -10,7 +10,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cirlib-installed
 export TQDM_DISABLE ?=
-export MPLBACKEND ?= Agg
 
 .PHONY: install test unit nbval demo lab results timings clean student
 

@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -37,7 +38,9 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
+    "YamlLoader",
     "load_config",
+    "load_yaml",
     "save_config",
     "validate_choice",
 ]
@@ -52,6 +55,32 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names the key, the file and a fix."""
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 numbers: ``1e-3``, ``5E4``, ``1.5e+2`` are floats.
+
+    PyYAML implements YAML 1.1, whose float pattern needs a dot and a signed exponent, so it reads
+    ``1e-3`` (how people write a learning rate) as the *string* ``'1e-3'``. This loader adds the
+    YAML 1.2 core-schema float pattern; every config file, ``--set`` value and notebook ``-y``
+    mapping goes through it.
+    """
+
+
+# YAML 1.2 core schema: [-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?, plus the
+# 1.1 forms PyYAML already knew (.inf, .nan, 1_000.5). Integers keep PyYAML's int resolver (listed first).
+_YAML12_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with :class:`YamlLoader` (safe, with YAML 1.2 numbers)."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - YamlLoader is a SafeLoader
 
 
 def validate_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
@@ -322,7 +351,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"--set {item!r}: the key before '=' is empty.")
     try:
-        value = yaml.safe_load(raw) if raw.strip() != "" else None
+        value = load_yaml(raw) if raw.strip() != "" else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {item!r}: the value is not a valid YAML scalar ({exc}).") from exc
     return key, value
@@ -410,7 +439,7 @@ def load_config(
                 "(e.g. configs/synthetic/tiny.yaml)."
             )
         try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            values = load_yaml(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         if not isinstance(values, dict):
@@ -459,10 +488,12 @@ def _validate(c: ExperimentConfig, source: str) -> None:
     _check(_is_int(c.seed) and c.seed >= 0, source, "seed", c.seed, "must be an integer >= 0")
     _check(isinstance(c.device, str), source, "device", c.device, "must be a string like auto, cpu, cuda")
     dev = c.device.lower()
-    _check(
-        dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit()),
-        source, "device", c.device, "must be auto, cpu, cuda, cuda:N or mps",
-    )
+    if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        from cirlib.utils.device import device_hint
+
+        close = device_hint(dev)
+        _check(False, source, "device", c.device,
+               "must be auto, cpu, cuda, cuda:N or mps" + (f" (did you mean {close!r}?)" if close else ""))
     _check(c.output_dir is None or isinstance(c.output_dir, str), source, "output_dir", c.output_dir,
            "must be a path string or null")
 

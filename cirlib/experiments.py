@@ -144,9 +144,9 @@ def experiment_config(
         recipe = CONFIGS_DIR / data / f"{PAPER_SCALE_ARCH}_{method}.yaml"
         if not recipe.exists():
             recipe = CONFIGS_DIR / data / f"{PAPER_SCALE_ARCH}_cam.yaml"
-        import yaml
+        from cirlib.config import load_yaml
 
-        values = yaml.safe_load(recipe.read_text())
+        values = load_yaml(recipe.read_text(encoding="utf-8"))
         values.setdefault("data", {})["root"] = str(data_root)
         if fast:
             _deep_update(values, {"data": {"train_limit": 64, "eval_limit": 32, "batch_size": 16},
@@ -310,7 +310,7 @@ def dataset_fingerprint(config: ExperimentConfig, num_images: int = 4) -> str | 
 def _device_for(config: ExperimentConfig):
     from cirlib.utils import resolve_device
 
-    return resolve_device(config.device)
+    return resolve_device(config.device, context="notebook")
 
 
 def validate_notebook_parameters(data: str, data_root: str | None, device: str, epochs: int | None = None) -> None:

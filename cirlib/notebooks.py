@@ -403,7 +403,12 @@ def _solution_stub(source: str) -> str:
 def _parse_yaml_parameters(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
-    value = yaml.safe_load(text)
+    from cirlib.config import load_yaml
+
+    try:
+        value = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"-y {text!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(value, dict):
         raise ValueError(f"-y expects a YAML mapping such as '{{FAST: true, EPOCHS: 2}}', got {text!r}")
     return value

@@ -189,7 +189,9 @@ class TrainConfig:
             mid-epoch (0 = only at the end of each epoch).
         eval_every: evaluate on ``eval.val_split`` every N epochs (0 = never during training).
         log_every: refresh the progress bar's loss every N steps.
-        find_unused_parameters: passed to DDP (some methods have branch-specific layers).
+        find_unused_parameters: allow DDP to search for parameters a step left unused; passed to
+            DDP only when the model says it can skip some (``may_skip_parameters``; no cirlib method
+            does), so DDP neither pays for the search nor warns on every run.
     """
 
     epochs: int = 10
@@ -215,7 +217,9 @@ class EvalConfig:
 
     Attributes:
         split: the split of the final evaluation (``test``).
-        val_split: the split evaluated during training to pick ``best.pt`` (``null`` = none).
+        val_split: the split evaluated during training to pick ``best.pt`` (``null`` = none; on
+            the official CUB-200-2011 layout, which has no ``val``, training falls back to none with
+            a logged notice).
         cam_interval: CAM threshold step; thresholds are ``arange(0, 1, cam_interval)``.
         iou_thresholds: IoU thresholds in percent for MaxBoxAcc.
         best_metric: the metric of ``val_split`` that selects ``best.pt``.

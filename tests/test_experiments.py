@@ -54,7 +54,7 @@ def test_notebook_parameter_checks(tmp_path):
     validate_notebook_parameters("synthetic", "", "cpu", 0)
     with pytest.raises(ValueError, match="did you mean 'cub'"):
         validate_notebook_parameters("cubb", "", "cpu")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ValueError, match="DATA_ROOT=.* does not exist"):
         validate_notebook_parameters("cub", str(tmp_path / "missing"), "cpu")
     with pytest.raises(ValueError, match="EPOCHS"):
         validate_notebook_parameters("synthetic", "", "cpu", -1)

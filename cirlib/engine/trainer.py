@@ -656,14 +656,15 @@ def prepare_split(config: ExperimentConfig, split: str, key: str, train: bool = 
     """
     from cirlib.data import SplitNotAvailableError
 
+    where = f"{key}={split!r}" if key != "data.root" else f"the {split!r} split"
     try:
         dataset = _build_data(config, split, train=train)
     except SplitNotAvailableError:
         raise
     except (OSError, ValueError) as exc:
-        raise DataSplitError(f"{key}={split!r}: {exc}") from exc
+        raise DataSplitError(f"{where}: {exc}") from exc
     if len(dataset) == 0:
-        raise DataSplitError(f"{key}={split!r}: the {split!r} split is empty; check data.root and the split's metadata.")
+        raise DataSplitError(f"{where}: the {split!r} split is empty; check data.root and the split's metadata.")
     base, indices = _base_and_indices(dataset)
     if hasattr(base, "check_files"):
         if train and len(indices) > TRAIN_FILE_CHECK_LIMIT:
@@ -674,7 +675,7 @@ def prepare_split(config: ExperimentConfig, split: str, key: str, train: bool = 
         try:
             base.check_files(indices)
         except (OSError, ValueError) as exc:
-            raise DataSplitError(f"{key}={split!r}: {exc}") from exc
+            raise DataSplitError(f"{where}: {exc}") from exc
     return dataset
 
 

@@ -243,7 +243,10 @@ def one_line_error(exc: BaseException, context: str = "cli") -> str:
     if isinstance(exc, KeyError):
         line = f"missing key {line}"
     if len(lines) > 1:
-        line += " (--debug shows the full message)"
+        if line.endswith("Expected layout:"):
+            line = line[: -len("Expected layout:")].rstrip() + " (--debug prints the expected layout)"
+        else:
+            line += " (--debug shows the full message)"
     return line
 
 

@@ -11,8 +11,6 @@ import errno
 import json
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -196,19 +194,8 @@ def test_4_every_notebook_validates_all_its_parameters():
         assert any("validate_notebook_parameters(globals())" in "".join(c["source"]) for c in cells), notebook
 
 
-@pytest.mark.slow
-def test_4_notebook_parameter_error_is_one_short_line(tmp_path):
-    out = tmp_path / "00.ipynb"
-    proc = subprocess.run(
-        [sys.executable, "-m", "cirlib", "notebook", "run", str(ROOT / "notebooks" / "00_wsol_and_the_dataset.ipynb"),
-         str(out), "-y", "{FAST: maybe, DEVICE: cpu, INTERACTIVE: false}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, env=dict(os.environ, TQDM_DISABLE="1"),
-    )
-    assert proc.returncode == 2
-    ours = [line for line in proc.stderr.splitlines() if "cirlib notebook" in line]
-    assert len(ours) == 1 and "FAST='maybe'" in ours[0] and "True or False" in ours[0], proc.stderr
-    assert proc.stderr.count("NotebookParameterError") == 1 and "Traceback" not in proc.stderr
-    assert out.is_file(), "the executed copy (with the traceback) is kept for the curious"
+# The notebook's own parameter error through `cirlib notebook run` (one line, once):
+# tests/test_notebooks_tooling.py::test_bad_data_value_fails_in_papermill_with_a_suggestion.
 
 
 # ----------------------------------------------------------------------------- 5. YAML numbers

@@ -60,13 +60,14 @@ class CheckpointError(ValueError):
 
 
 def _safe_globals() -> list:
-    """The non-tensor types a cirlib checkpoint holds: NumPy's RNG state (an array and its dtype).
+    """The non-tensor types a cirlib checkpoint holds: NumPy's RNG state (an array and its dtype)
+    and NumPy scalars (a metric in the history may be one).
 
     Everything else (config dicts, history, Python's RNG tuple, tensors) is allowed by
     ``torch.load(weights_only=True)`` as it is, so no pickled code runs when a file is read.
     """
     core = getattr(np, "_core", None) or np.core
-    types: list = [core.multiarray._reconstruct, np.ndarray, np.dtype]
+    types: list = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype]
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:
         types += [getattr(dtypes, name) for name in ("UInt32DType", "Float64DType", "Int64DType") if hasattr(dtypes, name)]

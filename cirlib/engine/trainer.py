@@ -84,7 +84,7 @@ class RunResult:
     """What a training run returns.
 
     Attributes:
-        output_dir: the run folder (``config.yaml``, ``last.pt``, ``best.pt``, ``final.pt``,
+        output_dir: the run folder (``config.yaml``, ``last.pt``, ``final.pt``, ``best.pt`` with a val split,
             ``metrics.json``).
         history: one dict per epoch (``epoch``, ``lr``, ``train`` stats, ``val`` metrics, ``time_s``).
         test: metrics of the final model on ``eval.split`` (None when not evaluated).

@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cirlib",
         description="Where to Look? complementary image regions for WSOL: training and evaluation.",
     )
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error (also CIRLIB_DEBUG=1)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also CIRLIB_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for registrar in SUBCOMMANDS.values():

@@ -229,15 +229,16 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
                 f"{run_dir} was trained on different images than this version of the synthetic generator "
                 "renders (its data fingerprint differs). Delete that folder to retrain it."
             )
-        print(f"[cirlib] loading {final} (trained before; RETRAIN or another OUTPUT_DIR trains anew)", flush=True)
+        print(f"[cirlib] loading {final} (trained before; delete that folder or choose another OUTPUT_DIR "
+              "to train anew)", flush=True)
         model, _ = load_checkpoint(final, device=_device_for(config))
         with open(metrics_path) as handle:
             metrics = json.load(handle)
         return TrainedModel(model, metrics.get("test") or {}, run_dir, config, reused=True)
     device = _device_for(config)
     resume = not retrain and (run_dir / "last.pt").is_file()
-    print(f"[cirlib] {'resuming' if resume else 'training'} {config.name} in {run_dir} ({_training_estimate(config, device)})",
-          flush=True)
+    doing = "resuming" if resume else "training"
+    print(f"[cirlib] {doing} {config.name} in {run_dir} ({_training_estimate(config, device)})", flush=True)
     with _cpu_threads(CPU_TRAIN_THREADS if device.type == "cpu" else None):
         result = fit(config, resume=resume, progress=progress)
     if fingerprint and result.output_dir is not None:
@@ -452,8 +453,11 @@ def validate_notebook_parameters(parameters: Any, data_root: str | None = None, 
     root = values.get("DATA_ROOT") or ""
     if data != "synthetic":
         if not root:
-            raise NotebookParameterError(f"notebook parameter DATA={data!r} needs DATA_ROOT, the folder that holds the dataset.")
+            raise NotebookParameterError(
+                f"notebook parameter DATA={data!r} needs DATA_ROOT, the folder that holds the dataset."
+            )
         if not Path(root).exists():
             raise NotebookParameterError(
-                f"notebook parameter DATA_ROOT={root!r} does not exist. See README, 'Paper scale', for the expected layout."
+                f"notebook parameter DATA_ROOT={root!r} does not exist. See README, 'Paper scale', for the "
+                "expected layout."
             )

@@ -70,7 +70,8 @@ def _safe_globals() -> list:
     types: list = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype]
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:
-        types += [getattr(dtypes, name) for name in ("UInt32DType", "Float64DType", "Int64DType") if hasattr(dtypes, name)]
+        names = ("UInt32DType", "Float64DType", "Int64DType")
+        types += [getattr(dtypes, name) for name in names if hasattr(dtypes, name)]
     return types
 
 
@@ -147,10 +148,13 @@ def check_same_model(ckpt: dict, config: ExperimentConfig, model: nn.Module | No
     differences: list[tuple[str, Any, Any]] = []
     resolved_stored = ckpt.get("model_options")
     resolved_now = getattr(model, "resolved_options", None) if model is not None else None
-    keys = ("method", "arch", "pretrained") if resolved_stored and resolved_now else ("method", "arch", "pretrained", "options")
+    keys = ["method", "arch", "pretrained"]
+    if not (resolved_stored and resolved_now):  # an older checkpoint: compare the options as written
+        keys.append("options")
     for key in keys:
-        if stored.get(key) != current.get(key) and not (key == "options" and not stored.get(key) and not current.get(key)):
-            differences.append((f"model.{key}", stored.get(key), current.get(key)))
+        then, now = stored.get(key), current.get(key)
+        if then != now and not (key == "options" and not then and not now):
+            differences.append((f"model.{key}", then, now))
     stored_classes = ckpt.get("num_classes")
     now_classes = getattr(model, "num_classes", None) if model is not None else current.get("num_classes")
     if stored_classes and now_classes and int(stored_classes) != int(now_classes):
@@ -194,7 +198,9 @@ def load_checkpoint(
     try:
         config = config_from_dict(ckpt["config"], source=f"{path} (stored config)")
     except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path} has no usable stored config ({exc}); it was not written by `cirlib train`.") from exc
+        raise CheckpointError(
+            f"{path} has no usable stored config ({exc}); it was not written by `cirlib train`."
+        ) from exc
     model = build_model(
         config.model.method,
         config.model.arch,

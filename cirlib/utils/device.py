@@ -17,7 +17,9 @@ class DeviceUnavailableError(ValueError):
     def __init__(self, requested: str, what: str, hint: str) -> None:
         self.requested = requested
         self.what = what
-        super().__init__(f"device {requested!r} was asked for but {what}. Use {hint} (or auto, which falls back to the CPU).")
+        super().__init__(
+            f"device {requested!r} was asked for but {what}. Use {hint} (or auto, which falls back to the CPU)."
+        )
 
 
 def device_hint(name: str) -> str:

@@ -260,6 +260,15 @@ def test_6_unreadable_test_image_and_empty_split_fail_before_training(tmp_path, 
         fit(_cub_config(tmp_path / "wsol", tmp_path / "run2"), progress=False)
     assert not (tmp_path / "run").exists() and not (tmp_path / "run2").exists()
 
+    meta = make_wsol_metadata_fixture(tmp_path / "wsol3")
+    loc = meta["metadata_root"] / "CUB" / "test" / "localization.txt"
+    lines = loc.read_text().splitlines()
+    lines[2] = lines[2].rsplit(",", 1)[0] + ",forty"
+    loc.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataSplitError, match=r"eval\.split='test'.*localization\.txt, line 3.*'forty'"):
+        fit(_cub_config(tmp_path / "wsol3", tmp_path / "run3"), progress=False)
+    assert not (tmp_path / "run3").exists()
+
 
 def test_6_a_run_that_could_not_evaluate_is_not_completed(tmp_path, monkeypatch):
     original = cirlib.engine.Trainer.evaluate

@@ -204,8 +204,9 @@ def _same_config(a: ExperimentConfig, b: ExperimentConfig) -> bool:
 def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool = False) -> TrainedModel:
     """Train ``config`` once; later calls load the finished run from its folder.
 
-    A finished run is ``final.pt`` plus ``metrics.json`` in ``config.output_dir`` whose stored
-    config equals ``config``. An interrupted run resumes from ``last.pt``. A folder holding a
+    A finished run is ``final.pt`` plus a ``"completed"`` ``metrics.json`` in ``config.output_dir``
+    whose stored config equals ``config``. An interrupted run (or one whose final evaluation
+    failed) resumes from ``last.pt``. A folder holding a
     different config is an error (delete it or choose another ``OUTPUT_DIR``), never overwritten.
     """
     import json
@@ -217,7 +218,7 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
     metrics_path = run_dir / "metrics.json"
     fingerprint_path = run_dir / "data_fingerprint.txt"
     fingerprint = dataset_fingerprint(config)
-    if final.exists() and metrics_path.exists() and not retrain:
+    if final.exists() and _status(metrics_path) == "completed" and not retrain:
         stored = config_from_dict(read_checkpoint(final)["config"], source=str(final))
         if not _same_config(stored, config):
             raise ValueError(
@@ -267,6 +268,17 @@ def _training_estimate(config: ExperimentConfig, device) -> str:
     seconds = _CPU_SECONDS_PER_IMAGE_EPOCH * images * epochs * area * width
     seconds *= _RELATIVE_COST.get(config.model.method, 1.0)
     return "under a minute" if seconds < 60 else f"about {round(seconds / 60)} min on one CPU thread"
+
+
+def _status(metrics_path: Path) -> str | None:
+    """``metrics.json``'s status; only a ``"completed"`` run (its test metrics written) is reused."""
+    import json
+
+    try:
+        with open(metrics_path) as handle:
+            return json.load(handle).get("status")
+    except (OSError, ValueError):
+        return None
 
 
 @contextmanager

@@ -285,6 +285,13 @@ def test_6_a_run_that_could_not_evaluate_is_not_completed(tmp_path, monkeypatch)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "failed: evaluation" and metrics["test"] is None
     assert "x.jpg" in metrics["error"]
+    # A notebook does not take that run for a finished one: it resumes (no step left) and evaluates.
+    from cirlib.experiments import train_or_load
+
+    monkeypatch.undo()
+    trained = train_or_load(load_config(TINY, FAST + [f"output_dir={out}"]), progress=False)
+    assert not trained.reused and trained.metrics["num_images"] == 16
+    assert json.loads((out / "metrics.json").read_text())["status"] == "completed"
 
 
 # ----------------------------------------------------------------------------- 7. CUB recipes, both layouts

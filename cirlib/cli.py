@@ -7,6 +7,10 @@
     cirlib evaluate --checkpoint runs/tiny/final.pt --split test --out metrics_test.json
     torchrun --nproc_per_node=2 -m cirlib train --config configs/cub/resnet50_cam.yaml
 
+``--set`` may be repeated (every group applies). Errors are one line, ``cirlib <command>: error:
+...``, naming the key, file or parameter and the fix (exit code 2); ``--debug`` or ``CIRLIB_DEBUG=1``
+shows the traceback instead; Ctrl-C says how to resume and exits with 130.
+
 The parser is built by :func:`build_parser` (nothing happens at import). Subcommands are
 registered through :data:`SUBCOMMANDS`, a dict ``name -> registrar(subparsers)``; another module
 adds a group (e.g. ``notebook``) with :func:`register_subcommand` before :func:`main` runs, or

@@ -226,7 +226,7 @@ class CUBDataset(_WSOLImageDataset):
             raise SplitNotAvailableError(
                 f"split {split!r}: the official CUB-200-2011 layout at {root} has only 'train' and 'test'. "
                 "wsolevaluation's CUB 'val' split is a separate set of images: get its metadata/ folder and "
-                "set data.options.metadata_root (see README, 'Paper scale'), or set eval.val_split=null."
+                "set data.options.metadata_root (see README, 'Paper scale')."
             )
         self.root = Path(root)
         if not self.root.is_dir():

@@ -736,7 +736,7 @@ def fit(config: ExperimentConfig, resume: bool = False, progress: bool = True) -
                 val_set = prepare_split(config, config.eval.val_split, "eval.val_split")
             except SplitNotAvailableError as exc:
                 log(f"eval.val_split={config.eval.val_split!r} is not available, so training runs without "
-                    f"validation and writes no best.pt: {exc}")
+                    f"validation and writes no best.pt (eval.val_split=null silences this): {exc}")
         try:
             test_set = prepare_split(config, config.eval.split, "eval.split")
         except SplitNotAvailableError as exc:

@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main", "register_subcommand"]
@@ -258,8 +259,10 @@ def one_line_error(exc: BaseException, context: str = "cli") -> str:
 def _interrupted(args: argparse.Namespace) -> str:
     if args.command == "train":
         out = getattr(args, "output_dir", None)
-        where = f"{out}/last.pt" if out else "<output_dir>/last.pt"
-        return (f"interrupted. {where} holds the last checkpoint (end of epoch or every "
+        last = Path(out) / "last.pt" if out else None
+        if last is None or not last.is_file():
+            return "interrupted before the first checkpoint was written; run the same command to start again."
+        return (f"interrupted. {last} holds the last checkpoint (end of epoch or every "
                 "train.checkpoint_every_steps steps): run the same command with --resume to continue.")
     return "interrupted; nothing was written."
 

@@ -473,12 +473,18 @@ def test_9_disk_full_reports_the_first_error_and_keeps_the_old_file(tmp_path, mo
 
 def test_9_ctrl_c_says_how_to_resume(monkeypatch, tmp_path, capsys):
     def interrupted(config, resume=False, progress=True):
+        if config.train.epochs > 1:  # "interrupted" after the first checkpoint
+            Path(config.output_dir).mkdir(parents=True)
+            (Path(config.output_dir) / "last.pt").write_bytes(b"")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cirlib.engine, "fit", interrupted)
     assert main(["train", "--config", str(TINY), "--set", f"output_dir={tmp_path / 'r'}"]) == 130
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--resume" in err and str(tmp_path / "r" / "last.pt") in err
+    assert main(["train", "--config", str(TINY), "--set", "train.epochs=1", f"output_dir={tmp_path / 's'}"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "before the first checkpoint" in err and "--resume" not in err
 
 
 def test_9_debug_shows_the_traceback(tmp_path):

@@ -189,6 +189,12 @@ def _write_setting(settings: Path, package: str, plugin: str, values: dict) -> N
 def lab_factory(tmp_path_factory) -> Iterator:
     """Start JupyterLab servers on demand; every one is stopped at the end, even after a failure."""
     started: list[JupyterLab] = []
+    # A SIGTERM (a CI time-out, `timeout`) would end pytest without teardown and leave the server and
+    # its kernels running: turn it into KeyboardInterrupt, which runs the finalizers below.
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
 
     def start(root: Path, extra_env: dict[str, str] | None = None) -> JupyterLab:
         lab = JupyterLab(root, tmp_path_factory.mktemp("jupyter-home"), extra_env)
@@ -201,6 +207,7 @@ def lab_factory(tmp_path_factory) -> Iterator:
     finally:
         for lab in started:
             lab.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def copy_tree(source: Path, target: Path) -> None:

@@ -183,8 +183,21 @@ def _image_bytes(src: str) -> bytes:
     return base64.b64decode(data) if head.endswith(";base64") else src.encode()
 
 
+def _settled_image(widget, quiet_ms: int = 1000, timeout: float = WIDGET_TIMEOUT) -> bytes:
+    """The widget's image once it stopped changing (the redraws a drag queued are all done)."""
+    images = widget.locator(".widget-output img")
+    last, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = _image_bytes(images.first.get_attribute("src") or "") if images.count() else b""
+        if now and now == last:
+            return now
+        last = now
+        widget.page.wait_for_timeout(quiet_ms)
+    return last or b""
+
+
 def _check_widgets(page, name: str) -> int:
-    """Move every slider of every interact widget one step; its drawn image must change."""
+    """Drag every slider of every interact widget; the image it draws must change."""
     interacts = page.locator(".jp-OutputArea-output .widget-interact")
     moved = 0
     for i in range(interacts.count()):
@@ -194,13 +207,19 @@ def _check_widgets(page, name: str) -> int:
         for j in range(sliders.count()):
             slider = sliders.nth(j)
             label = slider.locator(".widget-label").inner_text().strip() or f"slider {j}"
-            images = widget.locator(".widget-output img")
-            assert images.count() > 0, f"{name}: interact widget {i} drew no image before {label!r} moved"
-            before = _image_bytes(images.first.get_attribute("src") or "")
-            handle = slider.locator(".noUi-handle")
-            value, top = (float(handle.get_attribute(a) or 0) for a in ("aria-valuenow", "aria-valuemax"))
-            handle.focus()
-            page.keyboard.press("ArrowLeft" if value >= top else "ArrowRight")
+            before = _settled_image(widget)
+            assert before, f"{name}: interact widget {i} drew no image before {label!r} moved"
+            handle, readout = slider.locator(".noUi-handle"), slider.locator(".widget-readout")
+            value = readout.inner_text().strip()
+            at_top = float(handle.get_attribute("aria-valuenow") or 0) >= float(handle.get_attribute("aria-valuemax") or 0)
+            # Drag the handle as a student would, 20 px right (left when it sits at the maximum).
+            handle.scroll_into_view_if_needed()
+            box = handle.bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x + (-20 if at_top else 20), y, steps=5)
+            page.mouse.up()
             deadline = time.monotonic() + WIDGET_TIMEOUT
             after = before
             while time.monotonic() < deadline:
@@ -210,10 +229,10 @@ def _check_widgets(page, name: str) -> int:
                     after = _image_bytes(now.first.get_attribute("src") or "")
                     if after != before:
                         break
-            new_value = float(handle.get_attribute("aria-valuenow") or 0)
+            new_value = readout.inner_text().strip()
             assert new_value != value, f"{name}: slider {label!r} of widget {i} did not move (value {value})"
             assert after != before, (
-                f"{name}: moving slider {label!r} of widget {i} from {value:g} to {new_value:g} did not change "
+                f"{name}: moving slider {label!r} of widget {i} from {value} to {new_value} did not change "
                 f"the drawn image within {WIDGET_TIMEOUT:.0f} s")
             moved += 1
     return moved
@@ -238,7 +257,8 @@ def test_notebook_runs_in_jupyterlab(notebook: Path, lab, browser, artifacts_dir
     log_start = len(lab.server_log())
     started = time.monotonic()
     try:
-        page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
+        # A workspace of its own, reset: JupyterLab would otherwise reopen the previous notebook too.
+        page.goto(f"{lab.url}/lab/workspaces/{notebook.stem}/tree/{name}?reset&token={lab.token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
         dialog = page.locator(".jp-Dialog")
         page.wait_for_timeout(1000)
@@ -279,10 +299,16 @@ def test_notebook_runs_in_jupyterlab(notebook: Path, lab, browser, artifacts_dir
         assert Path(module).resolve().is_relative_to(REPO_ROOT / "cirlib"), f"{name}: cirlib from {module}"
 
         widget_outputs = sum(WIDGET_VIEW_MIME in o.get("data", {}) for c in code for o in c.get("outputs", []))
-        views = page.locator(".jp-OutputArea-output .jupyter-widgets").count()
-        failed = page.locator(".jp-OutputArea-output", has_text="Error displaying widget")
+        # Each widget output of the notebook must be a drawn widget in the page, not an error or
+        # a "Loading widget..." placeholder.
+        rendered = page.eval_on_selector_all(
+            f'.jp-OutputArea-output[data-mime-type="{WIDGET_VIEW_MIME}"]',
+            "els => els.map(e => !!e.querySelector('.jupyter-widgets, .widget-box, .widget-inline-hbox, .widget-output'))")
+        failed = page.locator(".jp-OutputArea-output", has_text=re.compile("Error displaying widget|Loading widget"))
         assert not failed.count(), f"{name}: {failed.first.inner_text()[:200]!r}"
-        assert views >= widget_outputs, f"{name}: {widget_outputs} widgets in the notebook but {views} rendered"
+        assert len(rendered) == widget_outputs and all(rendered), (
+            f"{name}: {widget_outputs} widget outputs in the notebook, {sum(rendered)} of {len(rendered)} drawn")
+        views = len(rendered)
         sources = [c.source for c in code]
         expected_interacts = sum(s.count("widgets.interact(") for s in sources)
         shown = page.locator(".jp-OutputArea-output .widget-interact").count()

@@ -301,13 +301,15 @@ def test_notebook_runs_in_jupyterlab(notebook: Path, lab, browser, artifacts_dir
         widget_outputs = sum(WIDGET_VIEW_MIME in o.get("data", {}) for c in code for o in c.get("outputs", []))
         # Each widget output of the notebook must be a drawn widget in the page, not an error or
         # a "Loading widget..." placeholder.
+        # (JupyterLab marks a cell's top-level outputs with their mime type, except widget views.)
         rendered = page.eval_on_selector_all(
-            f'.jp-OutputArea-output[data-mime-type="{WIDGET_VIEW_MIME}"]',
-            "els => els.map(e => !!e.querySelector('.jupyter-widgets, .widget-box, .widget-inline-hbox, .widget-output'))")
+            ".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output:not([data-mime-type])",
+            "els => els.map(e => !!e.querySelector('.jupyter-widgets'))")
         failed = page.locator(".jp-OutputArea-output", has_text=re.compile("Error displaying widget|Loading widget"))
         assert not failed.count(), f"{name}: {failed.first.inner_text()[:200]!r}"
         assert len(rendered) == widget_outputs and all(rendered), (
-            f"{name}: {widget_outputs} widget outputs in the notebook, {sum(rendered)} of {len(rendered)} drawn")
+            f"{name}: {widget_outputs} widget outputs in the notebook, {sum(rendered)} of {len(rendered)} drawn"
+)
         views = len(rendered)
         sources = [c.source for c in code]
         expected_interacts = sum(s.count("widgets.interact(") for s in sources)

@@ -54,20 +54,29 @@ KERNEL_CHECK = (
 SERVER_ERROR = re.compile(r"^\[E |Traceback \(most recent call last\)", re.MULTILINE)
 
 
-def _kernel_spec_names() -> set[str]:
+def _kernel_specs(env: dict[str, str]) -> dict[str, dict]:
     out = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
-                         capture_output=True, text=True, check=True).stdout
-    return set(json.loads(out)["kernelspecs"])
+                         capture_output=True, text=True, check=True, env=env).stdout
+    return json.loads(out)["kernelspecs"]
+
+
+def _isolated_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The Jupyter environment of the test's JupyterLab: no user folders, only the venv's and ours."""
+    env = dict(os.environ, JUPYTER_DATA_DIR=str(home / "data"), JUPYTER_CONFIG_DIR=str(home / "config"))
+    env.pop("JUPYTER_PATH", None)
+    env.update(extra or {})
+    return env
 
 
 def _register_kernels(names: set[str], home: Path) -> dict[str, str]:
     """Make every kernel the notebooks name available to the test's JupyterLab.
 
     ``python3`` is the environment's own ipykernel. Any other name (the project's named kernel) is
-    used as the environment registers it; only where it is missing is it registered here, in a
-    temporary prefix put on ``JUPYTER_PATH``, pointing at this environment's Python.
+    used as the environment registers it (``--sys-prefix``, in ``.venv``); only where it is missing
+    is it registered here, in a temporary prefix put on ``JUPYTER_PATH``, pointing at this
+    environment's Python. The user's own kernels (``~/.local/share/jupyter``) are never used.
     """
-    missing = names - _kernel_spec_names() - {"python3"}
+    missing = names - set(_kernel_specs(_isolated_env(home))) - {"python3"}
     if not missing:
         return {}
     prefix = home / "kernels-prefix"
@@ -75,6 +84,14 @@ def _register_kernels(names: set[str], home: Path) -> dict[str, str]:
         subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix), "--name", name,
                         "--display-name", f"Python ({name})"], check=True, capture_output=True)
     return {"JUPYTER_PATH": str(prefix / "share" / "jupyter")}
+
+
+def test_a_named_kernel_missing_from_the_environment_is_registered_for_the_test(tmp_path):
+    extra = _register_kernels({"python3", "cirlib-test-kernel"}, tmp_path)
+    specs = _kernel_specs(_isolated_env(tmp_path, extra))
+    argv = specs["cirlib-test-kernel"]["spec"]["argv"]
+    assert Path(argv[0]).resolve() == Path(sys.executable).resolve()
+    assert _register_kernels({"python3"}, tmp_path) == {}
 
 
 def _prepare(source: Path, target: Path, output_dir: Path) -> None:

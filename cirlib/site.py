@@ -171,14 +171,16 @@ def build(notebooks_dir: str | os.PathLike, out_dir: str | os.PathLike, repo_roo
         notebooks_dir: folder with the executed ``NN_name.ipynb`` copies (``build/demo``).
         out_dir: where the HTML goes (replaced).
         repo_root: where ``README.md``, ``docs/`` and ``figures/`` are.
-        source_dir: where to stage the Sphinx sources (default: a temporary folder).
+        source_dir: where to stage the Sphinx sources (default: ``<out_dir>-src`` beside the output,
+            so a warning's path, e.g. ``build/site-src/docs/metrics.md:12``, mirrors the repository's).
         strict: turn every Sphinx warning (a broken link, an unknown reference) into an error.
     """
     from sphinx.cmd.build import build_main
 
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="cirlib-site-") as tmp:
-        src = stage(notebooks_dir, Path(source_dir) if source_dir else Path(tmp) / "src", repo_root)
+        src = stage(notebooks_dir, Path(source_dir) if source_dir else out_dir.with_name(out_dir.name + "-src"),
+                    repo_root)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         args = ["-b", "html", "-q", "-d", str(Path(tmp) / "doctrees"), str(src), str(out_dir)]

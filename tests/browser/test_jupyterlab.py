@@ -182,7 +182,8 @@ def _errors(nb) -> list[str]:
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                found.append(f"cell {index}: {output.get('ename')}: {output.get('evalue')}")
+                first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+                found.append(f"cell {index} ({first[:50]!r}...): {output.get('ename')}: {output.get('evalue')}")
     return found
 
 
@@ -248,7 +249,8 @@ def _check_widgets(page, name: str) -> int:
                         break
             new_value = readout.inner_text().strip()
             assert new_value != value, f"{name}: slider {label!r} of widget {i} did not move (value {value})"
-            assert after != before, (
+            changed = after != before
+            assert changed, (
                 f"{name}: moving slider {label!r} of widget {i} from {value} to {new_value} did not change "
                 f"the drawn image within {WIDGET_TIMEOUT:.0f} s")
             moved += 1

@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "build" / "browser"
 EXECUTED = ARTIFACTS / "executed"
 #: Text that is a formula MathJax did not typeset: ``$x$``, ``$$x$$``, ``\(x\)``, ``\[x\]``.
-RAW_MATH = re.compile(r"\$\$?[^$\s][^$]*?\$\$?|\\\(|\\\)|\\\[|\\\]")
+RAW_MATH = re.compile(r"\$\$?[^$\n]+?\$\$?|\\\(|\\\)|\\\[|\\\]")
 #: Page text outside code, outputs and typeset math (where a dollar sign may legitimately appear).
 VISIBLE_PROSE = """() => {
   const root = document.querySelector('main') || document.body;
@@ -147,8 +147,10 @@ def test_every_page_loads_offline_with_formulas_images_and_links(site, server, b
                 page.screenshot(path=str(artifacts_dir / "site-index.png"))
             elif name.startswith("notebooks/01_"):
                 page.screenshot(path=str(artifacts_dir / "site-notebook-01.png"))
-                page.locator("mjx-container").first.scroll_into_view_if_needed()
-                page.screenshot(path=str(artifacts_dir / "site-notebook-01-formula.png"))
+                formulas = page.locator("mjx-container")
+                if formulas.count():
+                    formulas.nth(min(2, formulas.count() - 1)).scroll_into_view_if_needed()
+                    page.screenshot(path=str(artifacts_dir / "site-notebook-01-formula.png"))
     finally:
         context.close()
 

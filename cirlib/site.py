@@ -86,13 +86,19 @@ def _landing_page(readme: str, notebooks: list[Path], docs: list[Path]) -> str:
     )
 
 
-def _site_notebook(source: Path, target: Path) -> None:
-    """Copy an executed notebook for the site: no widget views, no test-only cells."""
+def _site_notebook(source: Path, target: Path, repo_root: Path = REPO_ROOT) -> None:
+    """Copy an executed notebook for the site: no widget views, no test-only cells.
+
+    The parameters papermill injected stay (they say how the page was run), with paths inside the
+    repository written relative to it: a reader needs ``results/runs``, not the builder's home folder.
+    """
     import nbformat
 
     nb = nbformat.read(str(source), as_version=4)
     nb.cells = [c for c in nb.cells if BROWSER_CHECK_TAG not in c.metadata.get("tags", [])]
     for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.source = cell.source.replace(f"{Path(repo_root).resolve()}/", "")
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.get("outputs", []) if WIDGET_VIEW_MIME not in o.get("data", {})]
     nb.metadata.pop("widgets", None)
@@ -139,7 +145,7 @@ def stage(notebooks_dir: str | os.PathLike, source_dir: str | os.PathLike,
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(image, target)
     for notebook in notebooks:
-        _site_notebook(notebook, source_dir / "notebooks" / notebook.name)
+        _site_notebook(notebook, source_dir / "notebooks" / notebook.name, repo_root)
     return source_dir
 
 

@@ -20,7 +20,10 @@ def _executed(path: Path, *, widget: bool = False, check_cell: bool = False, exe
         cell.outputs.append(nbformat.v4.new_output(
             "display_data", data={WIDGET_VIEW_MIME: {"model_id": "abc", "version_major": 2, "version_minor": 0},
                                   "text/plain": "interactive(children=...)"}))
-    nb.cells = [nbformat.v4.new_markdown_cell("# A notebook\n\n$x^2$"), cell]
+    injected = nbformat.v4.new_code_cell(f'OUTPUT_DIR = "{ROOT / "results" / "runs"}"',
+                                         execution_count=1 if executed else None)
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# A notebook\n\n$x^2$"), injected, cell]
     if check_cell:
         check = nbformat.v4.new_code_cell("import cirlib", execution_count=2)
         check.metadata["tags"] = [BROWSER_CHECK_TAG]
@@ -45,8 +48,9 @@ def test_stage_lays_out_readme_notebooks_in_order_and_docs(tmp_path):
             assert (src / image).is_file()
 
     nb = nbformat.read(str(src / "notebooks" / "00_a.ipynb"), as_version=4)
-    assert [c.cell_type for c in nb.cells] == ["markdown", "code"], "the browser-check cell must be dropped"
-    outputs = nb.cells[1].outputs
+    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code"], "the browser-check cell must go"
+    assert nb.cells[1].source == 'OUTPUT_DIR = "results/runs"', "paths relative to the repository"
+    outputs = nb.cells[2].outputs
     assert [o.output_type for o in outputs] == ["stream"], "widget views cannot work without a kernel"
 
 

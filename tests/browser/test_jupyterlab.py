@@ -188,8 +188,8 @@ def _errors(nb) -> list[str]:
 
 
 def _is_figure_cell(cell) -> bool:
-    """A cell that calls ``plt.show()`` at its top level (not only inside a function it defines)."""
-    return cell.cell_type == "code" and any(line.startswith("plt.show()") for line in cell.source.splitlines())
+    """A cell that calls ``plt.show()`` (DESIGN section 7: every plot cell ends with it)."""
+    return cell.cell_type == "code" and "plt.show()" in cell.source
 
 
 def _has_image(cell) -> bool:

@@ -229,7 +229,8 @@ def _check_widgets(page, name: str) -> int:
             assert before, f"{name}: interact widget {i} drew no image before {label!r} moved"
             handle, readout = slider.locator(".noUi-handle"), slider.locator(".widget-readout")
             value = readout.inner_text().strip()
-            at_top = float(handle.get_attribute("aria-valuenow") or 0) >= float(handle.get_attribute("aria-valuemax") or 0)
+            now, top = (float(handle.get_attribute(a) or 0) for a in ("aria-valuenow", "aria-valuemax"))
+            at_top = now >= top
             # Drag the handle as a student would, 20 px right (left when it sits at the maximum).
             handle.scroll_into_view_if_needed()
             box = handle.bounding_box()

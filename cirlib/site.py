@@ -42,6 +42,8 @@ author = "cirlib contributors"
 extensions = ["myst_nb", "sphinx-mathjax-offline"]
 root_doc = "index"
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+# Notebook markdown may skip a heading level (a "###" under a "#"): harmless on a page, so not an
+# error; every other warning (a broken link, a missing image) fails the strict build.
 suppress_warnings = ["myst.header"]
 # The notebooks were executed by make demo (or by the FAST runs of the tests): never run them again.
 nb_execution_mode = "off"

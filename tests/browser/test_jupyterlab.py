@@ -18,6 +18,7 @@ A screenshot of each notebook goes to ``build/browser/``, the saved executed cop
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import os
@@ -187,9 +188,57 @@ def _errors(nb) -> list[str]:
     return found
 
 
-def _is_figure_cell(cell) -> bool:
-    """A cell that calls ``plt.show()`` (DESIGN section 7: every plot cell ends with it)."""
-    return cell.cell_type == "code" and "plt.show()" in cell.source
+def _cell_tree(cell) -> ast.Module:
+    code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    return ast.parse(code)
+
+
+def _is_show(node: ast.AST) -> bool:
+    func = getattr(node, "func", None)
+    return isinstance(func, ast.Attribute) and func.attr == "show" and getattr(func.value, "id", "") == "plt"
+
+
+def _plotting_functions(cells) -> set[str]:
+    """Names of the functions the notebook defines that end in ``plt.show()``."""
+    names = set()
+    for cell in cells:
+        if cell.cell_type == "code":
+            for node in ast.walk(_cell_tree(cell)):
+                if isinstance(node, ast.FunctionDef) and any(_is_show(n) for n in ast.walk(node)):
+                    names.add(node.name)
+    return names
+
+
+class _DrawingCall(ast.NodeVisitor):
+    """Finds a ``plt.show()``, or a call of a plotting function, that the cell itself runs."""
+
+    def __init__(self, plotting: set[str]):
+        self.plotting, self.found = plotting, False
+
+    def visit_FunctionDef(self, node):  # a definition draws nothing until it is called
+        pass
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Call(self, node):
+        if _is_show(node) or getattr(node.func, "id", None) in self.plotting:
+            self.found = True
+        self.generic_visit(node)
+
+
+def _figure_cells(cells) -> list[int]:
+    """Cells that draw a figure when they run (DESIGN section 7: every plot ends with ``plt.show()``):
+    they call ``plt.show()`` or a plotting function of the notebook, at their top level or in an
+    ``if``/``for``/``with`` block. Images drawn inside an interact widget are checked on their own."""
+    plotting = _plotting_functions(cells)
+    found = []
+    for index, cell in enumerate(cells):
+        if cell.cell_type == "code":
+            visitor = _DrawingCall(plotting)
+            visitor.visit(_cell_tree(cell))
+            if visitor.found:
+                found.append(index)
+    return found
 
 
 def _has_image(cell) -> bool:
@@ -300,7 +349,7 @@ def test_notebook_runs_in_jupyterlab(notebook: Path, lab, browser, artifacts_dir
         unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and not c.get("execution_count")]
         assert not unrun, f"{name}: cells {unrun} did not run"
 
-        missing = [i for i, c in enumerate(nb.cells) if _is_figure_cell(c) and not _has_image(c)]
+        missing = [i for i in _figure_cells(nb.cells) if not _has_image(nb.cells[i])]
         assert not missing, f"{name}: figure cells {missing} rendered no image"
         png_outputs = sum(_has_image(c) for c in code)
         assert png_outputs > 0, f"{name}: no figure at all"

@@ -263,7 +263,14 @@ def _settled_image(widget, quiet_ms: int = 1000, timeout: float = WIDGET_TIMEOUT
     return last or b""
 
 
-def _check_widgets(page, name: str) -> int:
+def _wait_idle(page, lab, timeout: float = WIDGET_TIMEOUT) -> None:
+    """Wait until the kernel has drawn every redraw the last drag queued."""
+    deadline = time.monotonic() + timeout
+    while not _kernel_idle(lab) and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+
+
+def _check_widgets(page, lab, name: str) -> int:
     """Drag every slider of every interact widget; the image it draws must change."""
     interacts = page.locator(".jp-OutputArea-output .widget-interact")
     moved = 0
@@ -274,6 +281,7 @@ def _check_widgets(page, name: str) -> int:
         for j in range(sliders.count()):
             slider = sliders.nth(j)
             label = slider.locator(".widget-label").inner_text().strip() or f"slider {j}"
+            _wait_idle(page, lab)  # the previous slider's redraws must not pass for this one's
             before = _settled_image(widget)
             assert before, f"{name}: interact widget {i} drew no image before {label!r} moved"
             handle, readout = slider.locator(".noUi-handle"), slider.locator(".widget-readout")
@@ -384,7 +392,8 @@ def test_notebook_runs_in_jupyterlab(notebook: Path, lab, browser, artifacts_dir
         expected_interacts = sum(s.count("widgets.interact(") for s in sources)
         shown = page.locator(".jp-OutputArea-output .widget-interact").count()
         assert shown == expected_interacts, f"{name}: {expected_interacts} interact widgets expected, {shown} shown"
-        moved = _check_widgets(page, name)
+        moved = _check_widgets(page, lab, name)
+        _wait_idle(page, lab)
 
         # The screenshot shows the first widget (after its sliders moved), else the first figure.
         shown_first = page.locator(".jp-OutputArea-output .widget-interact" if shown else ".jp-OutputArea-output img")

@@ -1,7 +1,9 @@
 # cirlib: every target creates the virtual environment first if it is missing.
 #   make demo     run every notebook headless on the synthetic dataset (executed copies in build/demo, figures in figures/)
-#   make test     unit tests, then nbval on every notebook in FAST mode
+#   make test     unit tests, nbval on every notebook in FAST mode, then the browser tests
 #   make lab      JupyterLab on notebooks/ with this project's environment as the kernel
+#   make site     static HTML site of the executed demo notebooks for reading groups (build/site)
+#   make browser  the browser tests alone: every notebook in JupyterLab in headless Chromium, the site
 #   make results  train every method on 3 seeds with the same budget (results/)
 #   make timings  time make demo and make results on fresh clones (benchmarks/results/targets.json)
 SHELL := /bin/bash
@@ -9,20 +11,22 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cirlib-installed
+# Debian's Chromium, driven by Playwright (Playwright's own browser downloads cannot work offline).
+CHROMIUM ?= /usr/bin/chromium
 export TQDM_DISABLE ?=
 
-.PHONY: install test unit nbval demo lab results timings clean student
+.PHONY: install test unit nbval browser demo lab site site-check results timings clean student
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[notebooks,test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[notebooks,test,site]"
 	@touch $(STAMP)
 
 install: $(STAMP)
 
 unit: $(STAMP)
-	TQDM_DISABLE=1 $(PY) -m pytest tests -q -p no:cacheprovider
+	TQDM_DISABLE=1 $(PY) -m pytest tests -q -p no:cacheprovider --ignore=tests/browser
 
 nbval: $(STAMP)
 	$(PY) -m cirlib.notebooks check-stripped notebooks
@@ -31,7 +35,22 @@ nbval: $(STAMP)
 	TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 	    -p no:cacheprovider -q build/nbval
 
-test: unit nbval
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	    echo "error: $(CHROMIUM) not found; install it (sudo apt-get install -y chromium) or pass CHROMIUM=/path/to/chromium" >&2; \
+	    exit 1; \
+	fi
+
+# The JupyterLab test reuses the FAST runs nbval trained in build/nbval/artifacts when they exist;
+# the site test then builds the site from the notebooks the JupyterLab test saved.
+browser: $(STAMP) $(CHROMIUM)
+	CIRLIB_CHROMIUM=$(CHROMIUM) CIRLIB_BROWSER_REUSE_RUNS=build/nbval/artifacts TQDM_DISABLE=1 \
+	    $(PY) -m pytest tests/browser -q -p no:cacheprovider --durations=0
+
+test: unit nbval browser
 
 demo: $(STAMP)
 	$(PY) -m cirlib.notebooks demo notebooks build/demo --figures figures --runs results/runs
@@ -41,6 +60,17 @@ results: $(STAMP)
 
 timings: $(STAMP)
 	$(PY) benchmarks/time_targets.py --targets demo results
+
+site: $(STAMP)
+	@for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+	    test -f build/demo/$$(basename $$nb) || { echo "build/demo lacks $$(basename $$nb): running make demo first"; \
+	                                            $(MAKE) demo || exit 1; break; }; \
+	done
+	$(PY) -m cirlib.site build --notebooks build/demo --out build/site
+
+# The browser checks of the site, on the one make site built.
+site-check: site $(CHROMIUM)
+	CIRLIB_CHROMIUM=$(CHROMIUM) CIRLIB_SITE_DIR=build/site $(PY) -m pytest tests/browser/test_site.py -q -p no:cacheprovider
 
 lab: $(STAMP)
 	cd notebooks && ../$(VENV)/bin/jupyter lab

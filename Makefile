@@ -1,7 +1,8 @@
 # cirlib: every target creates the virtual environment first if it is missing.
 #   make demo     run every notebook headless on the synthetic dataset (executed copies in build/demo, figures in figures/)
 #   make test     unit tests, then nbval on every notebook in FAST mode
-#   make lab      JupyterLab on notebooks/ with this project's environment as the kernel
+#   make lab      JupyterLab on notebooks/ with this project's environment as the kernel (registers it, see kernel)
+#   make kernel   register this environment as the Jupyter kernel "cirlib" for any JupyterLab (user folder)
 #   make results  train every method on 3 seeds with the same budget (results/)
 #   make timings  time make demo and make results on fresh clones (benchmarks/results/targets.json)
 SHELL := /bin/bash
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cirlib-installed
 export TQDM_DISABLE ?=
 
-.PHONY: install test unit nbval demo lab results timings clean student
+.PHONY: install test unit nbval demo lab kernel results timings clean student
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +30,7 @@ nbval: $(STAMP)
 	rm -rf build/nbval
 	$(PY) -m cirlib.notebooks prepare-ci notebooks build/nbval
 	TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
-	    -p no:cacheprovider -q build/nbval
+	    -p cirlib.nbval_figures -p no:cacheprovider -q build/nbval
 
 test: unit nbval
 
@@ -42,8 +43,11 @@ results: $(STAMP)
 timings: $(STAMP)
 	$(PY) benchmarks/time_targets.py --targets demo results
 
-lab: $(STAMP)
+lab: kernel
 	cd notebooks && ../$(VENV)/bin/jupyter lab
+
+kernel: $(STAMP)
+	$(PY) -m cirlib.notebooks kernel
 
 student: $(STAMP)
 	$(PY) -m cirlib.notebooks student notebooks build/student

@@ -232,3 +232,45 @@ def results_table(methods: Sequence[str], this_run: dict[str, dict], path: str |
                 cells.append(f"{'-':>15} | {mine_s:>5}")
         lines.append(f"{method:<14}" + "".join(f"{c:>26}" for c in cells))
     return "\n".join(lines)
+
+
+def interact_or_static(function, interactive: bool, static: dict | None = None,
+                       controls: dict[str, dict] | None = None) -> str:
+    """Draw ``function``'s figure once: under sliders when ``interactive``, else statically.
+
+    ``ipywidgets.interact`` calls the function at once with the sliders' values, so a static call
+    before it would draw the same figure twice. Here exactly one of the two happens: with
+    ``interactive`` true and ipywidgets installed, the widget (its first drawing uses the values in
+    ``static``); otherwise ``function(**static)``.
+
+    Args:
+        function: draws one figure and calls ``plt.show()``.
+        interactive: the notebook's ``INTERACTIVE`` parameter.
+        static: keyword arguments of the static drawing, also the sliders' starting values.
+        controls: ``{argument: {"kind": "int" | "float", "description": "readable label", "min": ...,
+            "max": ..., "step": ...}}``; labels are shown in full (``description_width="initial"``).
+
+    Returns:
+        ``"widget"`` or ``"static"``, what was drawn.
+    """
+    static = dict(static or {})
+    if interactive:
+        try:
+            import ipywidgets as widgets
+        except ImportError:
+            print("ipywidgets is not installed: a static figure instead of the sliders.")
+        else:
+            sliders = {}
+            for name, spec in (controls or {}).items():
+                spec = dict(spec)
+                kind = spec.pop("kind", "int")
+                cls = widgets.FloatSlider if kind == "float" else widgets.IntSlider
+                spec.setdefault("value", static.get(name, spec.get("min", 0)))
+                spec.setdefault("description", name)
+                sliders[name] = cls(style={"description_width": "initial"},
+                                    layout=widgets.Layout(width="460px"), continuous_update=False, **spec)
+            fixed = {k: widgets.fixed(v) for k, v in static.items() if k not in sliders}
+            widgets.interact(function, **sliders, **fixed)
+            return "widget"
+    function(**static)
+    return "static"

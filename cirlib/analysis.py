@@ -1,0 +1,146 @@
+"""Measurements the notebooks print to back their sentences (synthetic head / body masks, attention).
+
+Each function takes plain arrays, so a notebook computes the number in the run it talks about, and a
+unit test pins the definition down on a tiny hand-made case.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["above_threshold_coverage", "attention_received_by_region", "caam_row_concentration",
+           "cells_of_mask"]
+
+
+def _as_numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def above_threshold_coverage(maps, head_masks, body_masks, tau: float) -> dict[str, float]:
+    r"""Which pixels a CAM threshold keeps: the share of head, body and background pixels above it.
+
+    The maps are binarised as the box evaluator does (quantised to uint8,
+    :math:`q = \lfloor 255 s \rfloor`, kept where :math:`q > \lfloor \tau \max q \rfloor`); per image,
+
+    * ``head``, ``body``, ``background``: the fraction of that region's pixels kept,
+      :math:`|\{p \in R : q(p) > \lfloor\tau \max q\rfloor\}| / |R|`, averaged over images;
+    * ``object_kept``: the same for head and body together;
+    * ``kept_on_object``: the share of the kept pixels that lie on the object (precision).
+
+    Args:
+        maps: ``(N, H, W)`` normalised maps in [0, 1].
+        head_masks, body_masks: ``(N, H, W)`` bool masks (the body excludes the head).
+        tau: the CAM threshold in [0, 1).
+
+    Returns:
+        The five fractions in [0, 1].
+    """
+    s = _as_numpy(maps).astype(np.float64)
+    head = _as_numpy(head_masks).astype(bool)
+    body = _as_numpy(body_masks).astype(bool) & ~head
+    if s.shape != head.shape or s.shape != body.shape:
+        raise ValueError(f"above_threshold_coverage: maps {s.shape}, head_masks {head.shape}, body_masks "
+                         f"{body.shape} must share one (N, H, W) shape.")
+    if not 0.0 <= tau < 1.0:
+        raise ValueError(f"above_threshold_coverage: tau={tau} must lie in [0, 1).")
+    out: dict[str, list[float]] = {k: [] for k in ("head", "body", "background", "object_kept", "kept_on_object")}
+    for si, hi, bi in zip(s, head, body):
+        q = (np.clip(si, 0.0, 1.0) * 255).astype(np.uint8)
+        kept = q > int(tau * q.max())
+        obj = hi | bi
+        for name, region in (("head", hi), ("body", bi), ("background", ~obj), ("object_kept", obj)):
+            out[name].append(float(kept[region].mean()) if region.any() else 0.0)
+        out["kept_on_object"].append(float(kept[obj].sum() / kept.sum()) if kept.any() else 0.0)
+    return {k: float(np.mean(v)) if v else 0.0 for k, v in out.items()}
+
+
+def cells_of_mask(mask, grid: tuple[int, int]) -> np.ndarray:
+    """``(fh, fw)`` bool: the feature cells whose centre pixel lies on a ``(H, W)`` pixel mask.
+
+    Cell ``(r, c)`` of an ``fh x fw`` grid over an ``H x W`` image has its centre at pixel
+    ``((r + 0.5) H / fh - 0.5, (c + 0.5) W / fw - 0.5)``, rounded to the nearest pixel.
+    """
+    m = _as_numpy(mask).astype(bool)
+    fh, fw = grid
+    h, w = m.shape
+    rows = np.clip(np.rint((np.arange(fh) + 0.5) * h / fh - 0.5).astype(int), 0, h - 1)
+    cols = np.clip(np.rint((np.arange(fw) + 0.5) * w / fw - 0.5).astype(int), 0, w - 1)
+    return m[np.ix_(rows, cols)]
+
+
+def attention_received_by_region(attention, head_cells, body_cells) -> dict[str, float]:
+    r"""Where a self-attention's weight lands, on a feature grid with head / body cells.
+
+    With :math:`S \in \mathbb{R}^{N \times N}` (rows: queries, summing to 1) the attention a key
+    cell receives is :math:`g_j = \sum_i S_{ij}` (mean 1). Per image:
+
+    * ``head_share``, ``body_share``, ``background_share``: :math:`\sum_{j \in R} g_j / N`, the share
+      of all attention that lands on region :math:`R`;
+    * ``head_area``, ``body_area``: the share of the grid's cells in the region (what a uniform
+      attention would give);
+    * ``top_on_head``: whether the most-attended cell is a head cell;
+    * ``head_per_cell``, ``body_per_cell``, ``background_per_cell``: the mean :math:`g_j` of a cell
+      of the region (1 = an average cell).
+
+    Images whose grid has no head or no body cell are skipped (the head can be smaller than a cell).
+
+    Args:
+        attention: ``(B, N, N)`` attention matrices.
+        head_cells, body_cells: ``(B, fh, fw)`` bool cells (see :func:`cells_of_mask`), ``fh fw = N``.
+
+    Returns:
+        The means over the images kept, and ``images``, how many were kept.
+    """
+    s = _as_numpy(attention).astype(np.float64)
+    head = _as_numpy(head_cells).astype(bool).reshape(len(s), -1)
+    body = _as_numpy(body_cells).astype(bool).reshape(len(s), -1) & ~head
+    if s.ndim != 3 or s.shape[1] != s.shape[2] or head.shape[1] != s.shape[1]:
+        raise ValueError(f"attention_received_by_region: attention {s.shape} must be (B, N, N) with N = the "
+                         f"cells of the masks ({head.shape[1]}).")
+    keys = ("head_share", "body_share", "background_share", "head_area", "body_area", "top_on_head",
+            "head_per_cell", "body_per_cell", "background_per_cell")
+    out: dict[str, list[float]] = {k: [] for k in keys}
+    for si, hi, bi in zip(s, head, body):
+        if not hi.any() or not bi.any():
+            continue
+        g = si.sum(axis=0)
+        n = float(len(g))
+        bg = ~(hi | bi)
+        out["head_share"].append(float(g[hi].sum() / n))
+        out["body_share"].append(float(g[bi].sum() / n))
+        out["background_share"].append(float(g[bg].sum() / n))
+        out["head_area"].append(float(hi.mean()))
+        out["body_area"].append(float(bi.mean()))
+        out["top_on_head"].append(float(hi[int(g.argmax())]))
+        out["head_per_cell"].append(float(g[hi].mean()))
+        out["body_per_cell"].append(float(g[bi].mean()))
+        out["background_per_cell"].append(float(g[bg].mean()) if bg.any() else 0.0)
+    result = {k: float(np.mean(v)) if v else float("nan") for k, v in out.items()}
+    result["images"] = len(out["head_share"])
+    return result
+
+
+def caam_row_concentration(q) -> dict[str, float]:
+    r"""How concentrated a CAAM matrix :math:`Q_x` (rows sum to 1) is on one column.
+
+    Row :math:`i` gives the weights with which channel :math:`i` mixes the other branch's channels.
+    When most rows put their largest weight on the same column :math:`j^*`, the term
+    :math:`Q_x X_2` adds (nearly) the same map, channel :math:`j^*` of the other branch, to every
+    channel: the module broadcasts one feature map rather than matching channels.
+
+    Args:
+        q: ``(C, C)`` or ``(B, C, C)`` row-stochastic matrices (a batch is pooled row-wise).
+
+    Returns:
+        ``{"channel": j*, "rows": rows whose argmax is j*, "of": all rows, "share": rows / of,
+        "mean_weight": the mean weight of column j* over all rows, "distinct": distinct argmax columns}``.
+    """
+    m = _as_numpy(q).astype(np.float64)
+    m = m.reshape(-1, m.shape[-1])
+    top = m.argmax(axis=1)
+    counts = np.bincount(top, minlength=m.shape[-1])
+    channel = int(counts.argmax())
+    return {"channel": channel, "rows": int(counts[channel]), "of": int(len(top)),
+            "share": float(counts[channel] / len(top)), "mean_weight": float(m[:, channel].mean()),
+            "distinct": int((counts > 0).sum())}

@@ -121,7 +121,7 @@ def attention_received_by_region(attention, head_cells, body_cells) -> dict[str,
     return result
 
 
-def caam_row_concentration(q) -> dict[str, float]:
+def caam_row_concentration(q, other=None) -> dict[str, float]:
     r"""How concentrated a CAAM matrix :math:`Q_x` (rows sum to 1) is on one column.
 
     Row :math:`i` gives the weights with which channel :math:`i` mixes the other branch's channels.
@@ -131,16 +131,115 @@ def caam_row_concentration(q) -> dict[str, float]:
 
     Args:
         q: ``(C, C)`` or ``(B, C, C)`` row-stochastic matrices (a batch is pooled row-wise).
+        other: optionally the other branch's features ``X_2``, ``(C, N)`` or ``(B, C, N)``: then
+            ``norm_rank`` says where :math:`j^*` ranks by the channel's norm :math:`\|X_{2,j}\|`
+            (0 = the largest; raw inner products favour large channels).
 
     Returns:
         ``{"channel": j*, "rows": rows whose argmax is j*, "of": all rows, "share": rows / of,
-        "mean_weight": the mean weight of column j* over all rows, "distinct": distinct argmax columns}``.
+        "mean_weight": the mean weight of column j* over all rows, "distinct": distinct argmax columns}``,
+        plus ``norm_rank`` with ``other``.
     """
     m = _as_numpy(q).astype(np.float64)
     m = m.reshape(-1, m.shape[-1])
     top = m.argmax(axis=1)
     counts = np.bincount(top, minlength=m.shape[-1])
     channel = int(counts.argmax())
-    return {"channel": channel, "rows": int(counts[channel]), "of": int(len(top)),
-            "share": float(counts[channel] / len(top)), "mean_weight": float(m[:, channel].mean()),
-            "distinct": int((counts > 0).sum())}
+    out = {"channel": channel, "rows": int(counts[channel]), "of": int(len(top)),
+           "share": float(counts[channel] / len(top)), "mean_weight": float(m[:, channel].mean()),
+           "distinct": int((counts > 0).sum())}
+    if other is not None:
+        x2 = _as_numpy(other).astype(np.float64)
+        x2 = x2.reshape(-1, *x2.shape[-2:]) if x2.ndim == 3 else x2[None]
+        norms = np.linalg.norm(x2, axis=-1).mean(axis=0)  # (C,) mean channel norm over the batch
+        out["norm_rank"] = int((norms > norms[channel]).sum())
+    return out
+
+
+@torch.no_grad()
+def complementary_head_maps(model, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The GT-class localization maps of a two-classifier model: each classifier alone and both fusions.
+
+    Every map goes through the evaluator's pipeline (class map at feature size, bilinear upsampling,
+    min-max normalisation; :func:`cirlib.viz.localization_maps`), so ``"max fusion (the default)"``
+    equals what the model's own evaluation scores when its ``cam_fusion`` is ``"max"``.
+
+    Args:
+        model: a :class:`~cirlib.methods.complementary.ComplementaryModel` with two classifiers.
+        images: ``(B, 3, H, W)`` normalised full images.
+        labels: ``(B,)`` ground-truth classes.
+
+    Returns:
+        ``{"classifier 1 alone", "classifier 2 alone", "max fusion (the default)", "mean fusion"}``,
+        each ``(B, H, W)`` in [0, 1] on the CPU.
+    """
+    import torch.nn.functional as F
+
+    from cirlib.methods.complementary import normalize_class_maps
+    from cirlib.metrics import normalize_cam
+    from cirlib.models.heads import select_class_maps
+
+    if len(model.heads) != 2:
+        raise ValueError(f"complementary_head_maps needs a model with two classifiers, got {len(model.heads)}.")
+    device = next(model.parameters()).device
+    x, y = images.to(device), torch.as_tensor(labels).to(device)
+    t, plain = model.full_features(x, need_plain=model._need_plain)
+    src = model._cam_features(t, plain)
+    normed = [normalize_class_maps(head.maps(src)) for head in model.heads]
+    raw = {"classifier 1 alone": normed[0], "classifier 2 alone": normed[1],
+           "max fusion (the default)": torch.maximum(normed[0], normed[1]),
+           "mean fusion": (normed[0] + normed[1]) / 2}
+    out = {}
+    for name, maps in raw.items():
+        picked = select_class_maps(maps, y)[:, None].float()
+        up = F.interpolate(picked, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        out[name] = torch.as_tensor(normalize_cam(up)).cpu()
+    return out
+
+
+def complementary_head_metrics(model, dataset, renders=None, batch_size: int = 200,
+                               cam_interval: float = 0.01) -> dict[str, dict]:
+    """MaxBoxAcc (30/50/70, V2) of each classifier alone and of both fusions, on ``dataset``.
+
+    Args:
+        model: a two-classifier complementary model (see :func:`complementary_head_maps`).
+        dataset: the test items (image, label, boxes, image_id).
+        renders: the synthetic dataset whose ``render(i)`` gives head / body masks (adds the head's
+            share of the activation, :func:`cirlib.viz.region_activation`), or ``None``.
+        batch_size: evaluation batch size.
+        cam_interval: CAM threshold step of the evaluator.
+
+    Returns:
+        ``{map name: {"maxboxacc": {"30", "50", "70"}, "maxboxacc_v2", "head_mass" (or None)}}``.
+    """
+    from cirlib.data import build_loader
+    from cirlib.engine import default_cam_thresholds
+    from cirlib.metrics import BoxEvaluator
+    from cirlib.viz import region_activation
+
+    evaluators: dict[str, BoxEvaluator] = {}
+    maps_by_name: dict[str, list] = {}
+    heads, bodies = [], []
+    for batch in build_loader(dataset, batch_size=batch_size, shuffle=False):
+        maps = complementary_head_maps(model, batch["image"], batch["label"])
+        for name, m in maps.items():
+            if name not in evaluators:
+                evaluators[name] = BoxEvaluator(cam_thresholds=default_cam_thresholds(cam_interval),
+                                                iou_thresholds=(30, 50, 70))
+                maps_by_name[name] = []
+            evaluators[name].update(m.numpy(), batch["boxes"])
+            if renders is not None:
+                maps_by_name[name].append(m.numpy())
+        if renders is not None:
+            items = [renders.render(int(str(i).rsplit("/", 1)[1])) for i in batch["image_id"]]
+            heads.append(np.stack([r["head_mask"] for r in items]))
+            bodies.append(np.stack([r["body_mask"] for r in items]))
+    out = {}
+    for name, evaluator in evaluators.items():
+        scores = evaluator.compute()
+        share = None
+        if renders is not None:
+            share = region_activation(np.concatenate(maps_by_name[name]), np.concatenate(heads),
+                                      np.concatenate(bodies))["head_mass"]
+        out[name] = {"maxboxacc": scores["maxboxacc"], "maxboxacc_v2": scores["maxboxacc_v2"], "head_mass": share}
+    return out

@@ -89,3 +89,21 @@ def test_interact_or_static_builds_readable_sliders_and_draws_once():
                                                        "max": 9}})
     assert shown == "widget"
     assert calls == [(0.25, 2, "fixed")]  # interact's first drawing, and no static one before it
+
+
+def test_caam_row_concentration_ranks_the_channel_by_norm():
+    q = torch.tensor([[0.1, 0.9], [0.2, 0.8]])
+    x2 = torch.tensor([[1.0, 0.0, 0.0], [3.0, 4.0, 0.0]])  # channel 1 has the larger norm
+    assert analysis.caam_row_concentration(q, other=x2)["norm_rank"] == 0
+    assert analysis.caam_row_concentration(q, other=x2.flip(0))["norm_rank"] == 1
+
+
+def test_curve_legends_sit_outside_the_axes():
+    import matplotlib.pyplot as plt
+
+    fig = viz.plot_maxboxacc_vs_iou({"a": {"30": 90.0, "50": 60.0}, "b": {"30": 80.0, "50": 70.0}})
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend_box = ax.get_legend().get_window_extent()
+    assert legend_box.x0 >= ax.get_window_extent().x1  # right of the plotting area, off the curves
+    plt.close(fig)

@@ -99,3 +99,19 @@ def test_kernel_is_registered_for_this_interpreter(tmp_path):
     assert spec["display_name"] == "Python (cirlib)"
     assert spec["argv"][0] == sys.executable  # the project's environment, whichever JupyterLab starts it
     assert (tmp_path / "share" / "jupyter" / "kernels" / "cirlib" / "kernel.json").exists()
+
+
+@pytest.mark.parametrize("path", nbtools.list_notebooks(NOTEBOOKS_DIR), ids=lambda p: p.name)
+def test_notebooks_default_to_the_runs_make_demo_trains(path):
+    """`make lab` after `make demo` trains nothing: one home for the runs, results/runs."""
+    import ast
+    import re
+
+    from cirlib.paths import REPO_ROOT, RUNS_DIR
+
+    line = nbtools.declared_parameters(path)["OUTPUT_DIR"]
+    default = ast.literal_eval(line.split("=", 1)[1].split("#", 1)[0].strip())
+    assert (path.parent / default).resolve() == RUNS_DIR.resolve(), line
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    runs = re.search(r"cirlib\.notebooks demo .*--runs (\S+)", makefile).group(1)
+    assert (REPO_ROOT / runs).resolve() == RUNS_DIR.resolve()

@@ -5,9 +5,8 @@ Makefile, say) runs without error and shows nothing: ``plt.show()`` is silently 
 papermill both pass such a notebook. This module turns "figures are missing" into a failure:
 
 * :func:`expected_figures` reads a code cell's source and says how many ``image/png`` outputs it must
-  have: one per ``plt.show()`` call outside a function body (a call inside a ``def`` draws only when
-  the function is called, and the call site is another ``plt.show()``-free line, so the whole cell
-  then counts as one figure).
+  have: one per ``plt.show()`` call outside a function body, and one per call of a function (of this
+  or an earlier cell) whose body calls ``plt.show()``.
 * :func:`check_notebook` compares that with the image outputs of an executed notebook (papermill's
   copy, ``make demo``'s ``build/demo/``).
 * :mod:`cirlib.nbval_figures` does the same inside the nbval run of ``make test``, on the outputs
@@ -46,41 +45,56 @@ def _is_plt_show(node: ast.AST) -> bool:
             and isinstance(node.func.value, ast.Name) and node.func.value.id == "plt")
 
 
-def expected_figures(source: str) -> int:
+def _drawing_functions(tree: ast.AST) -> set[str]:
+    """Names of the functions defined in ``tree`` whose body calls ``plt.show()``."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(_is_plt_show(n) for n in ast.walk(node)):
+            names.add(node.name)
+    return names
+
+
+def expected_figures(source: str, drawing_functions: set[str] | None = None) -> int:
     """How many figures a code cell draws when it runs (0: not a figure cell).
 
-    Counts the ``plt.show()`` calls outside function and class bodies; a cell whose only
-    ``plt.show()`` sits inside a function it defines, and which it calls, counts as one figure.
+    Counted outside function and class bodies: each ``plt.show()`` call, and each call of a function
+    that calls ``plt.show()`` (defined in this cell or, through ``drawing_functions``, in an earlier
+    one). A drawing function handed to another call (``viz.interact_or_static(show_item, ...)``)
+    counts as one figure. A cell that only defines drawing functions draws nothing.
 
     Args:
         source: the cell's source (IPython magics allowed).
+        drawing_functions: names of drawing functions defined by earlier cells; updated in place
+            with the ones this cell defines.
 
     Returns:
         The number of ``image/png`` outputs the cell must produce.
     """
-    if "plt.show" not in source:
+    known = drawing_functions if drawing_functions is not None else set()
+    if "plt.show" not in source and not any(name in source for name in known):
         return 0
     try:
         tree = ast.parse(_python_source(source))
     except SyntaxError:
         return 1 if "plt.show()" in source else 0
+    known |= _drawing_functions(tree)
+    shows, calls, references = 0, 0, 0
 
-    top_level, nested = 0, 0
-
-    def visit(node: ast.AST, inside_def: bool) -> None:
-        nonlocal top_level, nested
+    def visit(node: ast.AST) -> None:
+        nonlocal shows, calls, references
         for child in ast.iter_child_nodes(node):
-            child_inside = inside_def or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
-                                                            ast.ClassDef))
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                continue  # a body runs only when called
             if _is_plt_show(child):
-                if inside_def:
-                    nested += 1
-                else:
-                    top_level += 1
-            visit(child, child_inside)
+                shows += 1
+            elif isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id in known:
+                calls += 1
+            elif isinstance(child, ast.Name) and child.id in known and isinstance(child.ctx, ast.Load):
+                references += 1
+            visit(child)
 
-    visit(tree, False)
-    return top_level if top_level else (1 if nested else 0)
+    visit(tree)
+    return shows + calls if shows + calls else (1 if references else 0)
 
 
 def count_images(outputs: Iterable[Any]) -> int:
@@ -122,8 +136,9 @@ def check_cells(name: str, cells: Iterable[tuple[int, str, Iterable[Any]]]) -> F
         cells: ``(code cell number, source, outputs)`` triples.
     """
     report = FigureReport(name)
+    drawing: set[str] = set()
     for number, source, outputs in cells:
-        want = expected_figures(source)
+        want = expected_figures(source, drawing)
         have = count_images(outputs)
         report.images += have
         if want:

@@ -25,9 +25,19 @@ PNG = {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure size 640x480 with 1 A
     ("plt.plot([1])\nplt.show()\nplt.plot([2])\nplt.show()", 2),
     ("def draw(i=0):\n    plt.plot([i])\n    plt.show()\n\n\ndraw(0)", 1),
     ("# a comment that mentions plt.show()\nx = 1", 0),
+    ("def helper(models):\n    plt.plot([1])\n    plt.show()", 0),  # defines, draws nothing yet
+    ("viz.interact_or_static(draw, INTERACTIVE, static={})\ndef draw():\n    plt.show()", 1),
 ])
 def test_expected_figures(source, expected):
     assert figure_check.expected_figures(source) == expected
+
+
+def test_expected_figures_follows_drawing_functions_across_cells():
+    known: set[str] = set()
+    assert figure_check.expected_figures("def show_methods(m):\n    plt.show()", known) == 0
+    assert known == {"show_methods"}
+    assert figure_check.expected_figures("show_methods(a)\nshow_methods(b)", known) == 2
+    assert figure_check.expected_figures("print(1)", known) == 0
 
 
 def _executed(cells):

@@ -228,6 +228,8 @@ def estimate_train_seconds(config: ExperimentConfig,
 
 def describe_duration(seconds: float) -> str:
     """``"about 40 s"`` / ``"about 5.4 min"``, for messages."""
+    if seconds < 1:
+        return "under a second"
     return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.1f} min"
 
 

@@ -515,7 +515,11 @@ def main_from_args(args: argparse.Namespace) -> int:
     elif command == "check-figures":
         from cirlib.figure_check import check_folder
 
-        reports = check_folder(args.folder)
+        try:
+            reports = check_folder(args.folder)
+        except FileNotFoundError as error:
+            print(error, file=sys.stderr)
+            return 2
         for report in reports:
             print(report.line())
         if not all(r.ok for r in reports):

@@ -64,6 +64,8 @@ def test_check_figures_command_fails_on_missing_images(tmp_path, capsys):
     assert "0 image(s) from 1 figure cell(s)" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="make demo"):
         figure_check.check_folder(tmp_path / "empty")
+    assert nbtools.main(["check-figures", str(tmp_path / "empty")]) == 2  # one line, no traceback
+    assert "No executed notebooks" in capsys.readouterr().err
 
 
 NB_FIGURE = "import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()"

@@ -243,3 +243,29 @@ def complementary_head_metrics(model, dataset, renders=None, batch_size: int = 2
                                       np.concatenate(bodies))["head_mass"]
         out[name] = {"maxboxacc": scores["maxboxacc"], "maxboxacc_v2": scores["maxboxacc_v2"], "head_mass": share}
     return out
+
+
+def part_box_iou(part_masks, gt_boxes) -> np.ndarray:
+    """Per image, the best IoU of the tightest box around a part (e.g. the head) with the GT boxes.
+
+    Boxes are inclusive-corner ``x0, y0, x1, y1`` and IoU counts pixels inclusively, as the
+    evaluator does (:func:`cirlib.metrics.box_iou_inclusive`); an empty mask gives 0.
+
+    Args:
+        part_masks: ``(N, H, W)`` bool masks of the part.
+        gt_boxes: ``N`` arrays ``(k, 4)`` of GT boxes.
+
+    Returns:
+        ``(N,)`` IoUs in [0, 1].
+    """
+    from cirlib.metrics import box_iou_inclusive
+
+    out = []
+    for mask, boxes in zip(_as_numpy(part_masks).astype(bool), gt_boxes):
+        if not mask.any():
+            out.append(0.0)
+            continue
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        box = np.array([[cols[0], rows[0], cols[-1], rows[-1]]], dtype=np.float64)
+        out.append(float(box_iou_inclusive(box, np.asarray(_as_numpy(boxes), dtype=np.float64).reshape(-1, 4)).max()))
+    return np.asarray(out)

@@ -107,3 +107,10 @@ def test_curve_legends_sit_outside_the_axes():
     legend_box = ax.get_legend().get_window_extent()
     assert legend_box.x0 >= ax.get_window_extent().x1  # right of the plotting area, off the curves
     plt.close(fig)
+
+
+def test_part_box_iou_uses_the_tight_inclusive_box():
+    mask = np.zeros((2, 10, 10), dtype=bool)
+    mask[0, 0:5, 0:5] = True  # tight box [0, 0, 4, 4]: 25 pixels inside a 100-pixel GT box
+    ious = analysis.part_box_iou(mask, [np.array([[0, 0, 9, 9]]), np.array([[0, 0, 9, 9]])])
+    assert ious.tolist() == [0.25, 0.0]  # the second mask is empty

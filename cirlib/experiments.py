@@ -236,7 +236,7 @@ def describe_duration(seconds: float) -> str:
 def _announce_training(config: ExperimentConfig, run_dir: Path) -> None:
     """Say, before training starts, that a run must be trained and about how long it takes."""
     seconds = estimate_train_seconds(config)
-    when = (f"{describe_duration(seconds)} on one CPU thread" if seconds is not None
+    when = (f"{describe_duration(seconds)} on one idle CPU core, longer on a busy machine" if seconds is not None
             else "duration unknown here (no measured time for this dataset or device)")
     print(f"[cirlib] no finished run of {config.model.method!r} in {run_dir}: training it now, "
           f"{config.train.epochs} epoch(s), {when}. (`make demo` trains every notebook's runs in advance.)",

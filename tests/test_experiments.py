@@ -174,6 +174,6 @@ def test_train_or_load_says_how_long_before_it_trains(tmp_path, capsys):
     config = experiment_config("cam", fast=True, device="cpu", output_dir=tmp_path, epochs=1)
     train_or_load(config, progress=False)
     first = capsys.readouterr().out
-    assert "training it now, 1 epoch(s), " in first and "on one CPU thread" in first
+    assert "training it now, 1 epoch(s), " in first and "on one idle CPU core" in first
     train_or_load(config, progress=False)
     assert "training it now" not in capsys.readouterr().out  # reused: nothing to announce

@@ -1,7 +1,8 @@
 # cirlib: every target creates the virtual environment first if it is missing.
 #   make demo     run every notebook headless on the synthetic dataset (executed copies in build/demo, figures in figures/)
 #   make test     unit tests, nbval on every notebook in FAST mode, then the browser tests
-#   make lab      JupyterLab on notebooks/ with this project's environment as the kernel
+#   make lab      JupyterLab on notebooks/ with this project's environment as the kernel (registers it, see kernel)
+#   make kernel   register this environment as the Jupyter kernel "cirlib" for any JupyterLab (user folder)
 #   make site     static HTML site of the executed demo notebooks for reading groups (build/site)
 #   make browser  the browser tests alone: every notebook in JupyterLab in headless Chromium, the site
 #   make results  train every method on 3 seeds with the same budget (results/)
@@ -15,7 +16,7 @@ STAMP := $(VENV)/.cirlib-installed
 CHROMIUM ?= /usr/bin/chromium
 export TQDM_DISABLE ?=
 
-.PHONY: install test unit nbval browser demo lab site site-check results timings clean student
+.PHONY: install test unit nbval browser demo lab kernel site site-check results timings clean student
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +34,7 @@ nbval: $(STAMP)
 	rm -rf build/nbval
 	$(PY) -m cirlib.notebooks prepare-ci notebooks build/nbval
 	TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
-	    -p no:cacheprovider -q build/nbval
+	    -p cirlib.nbval_figures -p no:cacheprovider -q build/nbval
 
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -72,8 +73,11 @@ site: $(STAMP)
 site-check: site $(CHROMIUM)
 	CIRLIB_CHROMIUM=$(CHROMIUM) CIRLIB_SITE_DIR=build/site $(PY) -m pytest tests/browser/test_site.py -q -p no:cacheprovider
 
-lab: $(STAMP)
+lab: kernel
 	cd notebooks && ../$(VENV)/bin/jupyter lab
+
+kernel: $(STAMP)
+	$(PY) -m cirlib.notebooks kernel
 
 student: $(STAMP)
 	$(PY) -m cirlib.notebooks student notebooks build/student

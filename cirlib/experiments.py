@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from cirlib.config import DATASETS, METHODS, ExperimentConfig, config_from_dict, config_to_dict, validate_choice
-from cirlib.paths import CONFIGS_DIR
+from cirlib.paths import CONFIGS_DIR, RESULTS_DIR
 from cirlib.utils.io import atomic_write_text
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "CPU_TRAIN_THREADS",
     "TrainedModel",
     "demo_configs",
+    "estimate_train_seconds",
     "experiment_config",
     "fusion_ablation_configs",
     "NOTEBOOK_PARAMETERS",
@@ -90,6 +91,14 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
 
 #: Threads PyTorch uses while :func:`train_or_load` trains and evaluates on the CPU (see the module docstring).
 CPU_TRAIN_THREADS = 1
+
+#: Relative cost of one training epoch per method (CAM = 1), from the single-threaded train times in
+#: ``results/results.json`` (CAM 74 s, full 322 s for 6 epochs); orders ``make demo``'s pre-training
+#: (longest first) and scales :func:`estimate_train_seconds` when no measured time is at hand.
+RELATIVE_TRAIN_COST: dict[str, float] = {"cam": 1.0, "has": 1.0, "complementary": 2.3, "caam": 2.5, "ssam": 2.7,
+                                         "full": 4.4}
+#: Single-threaded seconds of one CAM epoch under the ``demo`` budget (``results/results.json``: 74 s / 6).
+CAM_DEMO_EPOCH_SECONDS = 74.0 / 6
 
 #: Backbone used for each paper-scale dataset when a notebook asks for ``cub`` / ``ilsvrc``.
 PAPER_SCALE_ARCH = "resnet50"
@@ -182,6 +191,73 @@ def experiment_config(
     return config_from_dict(values, source=f"experiment_config({method!r})")
 
 
+def _measured_epoch_seconds(method: str, results_path: Path) -> float | None:
+    """Mean single-threaded seconds per epoch of ``method`` in ``make results``' file (demo budget), if any."""
+    import json
+
+    try:
+        payload = json.loads(Path(results_path).read_text())
+        if payload.get("budget") != "demo":
+            return None
+        seconds = float(payload["summary"][method]["mean"]["train_time_s"])
+        epochs = int(payload["budget_settings"]["train"]["epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return seconds / epochs if seconds > 0 and epochs > 0 else None
+
+
+def estimate_train_seconds(config: ExperimentConfig,
+                           results_path: str | os.PathLike | None = None) -> float | None:
+    """About how long :func:`train_or_load` will train ``config`` on one CPU thread, in seconds.
+
+    The time of one epoch of the method under the ``demo`` budget (measured by ``make results`` when
+    its ``results.json`` is there, else :data:`CAM_DEMO_EPOCH_SECONDS` times
+    :data:`RELATIVE_TRAIN_COST`) is scaled by the epochs and by the work per epoch relative to the
+    demo budget, pixels times images times the backbone width squared:
+
+    $$t \approx t_{epoch}^{demo}(m)\; E\; \frac{n\, s^2\, w^2}{n_{demo}\, s_{demo}^2\, w_{demo}^2}.$$
+
+    Args:
+        config: the run to be trained.
+        results_path: ``make results``' file (default ``results/results.json``).
+
+    Returns:
+        Seconds, or ``None`` where no estimate exists (real datasets, GPU runs, other backbones).
+    """
+    demo = BUDGETS["demo"]
+    if config.data.name != "synthetic" or config.model.arch != demo["model"]["arch"]:
+        return None
+    if _device_for(config).type != "cpu":
+        return None
+    method = config.model.method
+    per_epoch = _measured_epoch_seconds(method, Path(results_path or RESULTS_DIR / "results.json"))
+    if per_epoch is None:
+        per_epoch = CAM_DEMO_EPOCH_SECONDS * RELATIVE_TRAIN_COST.get(method, 1.0)
+    images = config.data.train_limit or demo["data"]["train_limit"]
+    width = float(config.model.options.get("width", demo["model"]["options"]["width"]))
+    work = (images * config.data.image_size ** 2 * width ** 2) / (
+        demo["data"]["train_limit"] * demo["data"]["image_size"] ** 2 * demo["model"]["options"]["width"] ** 2)
+    return per_epoch * config.train.epochs * work
+
+
+def describe_duration(seconds: float) -> str:
+    """``"about 40 s"`` / ``"about 5.4 min"``, for messages."""
+    if seconds < 1:
+        return "under a second"
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.1f} min"
+
+
+def _announce_training(config: ExperimentConfig, run_dir: Path, resuming: bool = False) -> None:
+    """Say, before training starts, that a run must be trained (or resumed) and about how long it takes."""
+    seconds = estimate_train_seconds(config)
+    when = (f"{describe_duration(seconds)} on one idle CPU core, longer on a busy machine" if seconds is not None
+            else "duration unknown here (no measured time for this dataset or device)")
+    print(f"[cirlib] no finished run of {config.model.method!r} in {run_dir}: "
+          f"{'resuming it from last.pt' if resuming else 'training it now'}, "
+          f"{config.train.epochs} epoch(s), {when}. (`make demo` trains every notebook's runs in advance.)",
+          flush=True)
+
+
 @dataclass
 class TrainedModel:
     """A trained model with its test metrics and run folder."""
@@ -236,38 +312,15 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
         with open(metrics_path) as handle:
             metrics = json.load(handle)
         return TrainedModel(model, metrics.get("test") or {}, run_dir, config, reused=True)
-    device = _device_for(config)
     resume = not retrain and (run_dir / "last.pt").is_file()
-    doing = "resuming" if resume else "training"
-    print(f"[cirlib] {doing} {config.name} in {run_dir} ({_training_estimate(config, device)})", flush=True)
-    with _cpu_threads(CPU_TRAIN_THREADS if device.type == "cpu" else None):
+    _announce_training(config, run_dir, resuming=resume)
+    with _cpu_threads(CPU_TRAIN_THREADS if _device_for(config).type == "cpu" else None):
         result = fit(config, resume=resume, progress=progress)
     if fingerprint and result.output_dir is not None:
         atomic_write_text(fingerprint_path, fingerprint + "\n")
     model = result.model
     model.eval()
     return TrainedModel(model, result.test or {}, run_dir, config, reused=False)
-
-
-#: Seconds per training image and epoch of CAM with ``small_cnn`` width 16 at 64 px on one CPU thread,
-#: from ``results/results.json`` (74 s for 6 epochs of 2000 images); scaled by the image area and
-#: :data:`cirlib.notebooks._RELATIVE_COST` for an estimate of a synthetic run's training time.
-_CPU_SECONDS_PER_IMAGE_EPOCH = 74.0 / (6 * 2000)
-
-
-def _training_estimate(config: ExperimentConfig, device) -> str:
-    """A rough duration for the one-line "training ..." message of :func:`train_or_load`."""
-    epochs = config.train.epochs
-    if config.data.name != "synthetic" or device.type != "cpu":
-        return f"{epochs} epoch(s) on {device.type}"
-    from cirlib.notebooks import _RELATIVE_COST
-
-    images = config.data.train_limit or 6000
-    area = (config.data.image_size / 64) ** 2
-    width = (config.model.options.get("width", 16) / 16) ** 2
-    seconds = _CPU_SECONDS_PER_IMAGE_EPOCH * images * epochs * area * width
-    seconds *= _RELATIVE_COST.get(config.model.method, 1.0)
-    return "under a minute" if seconds < 60 else f"about {round(seconds / 60)} min on one CPU thread"
 
 
 def _status(metrics_path: Path) -> str | None:

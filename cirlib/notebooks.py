@@ -13,6 +13,8 @@ Command line (``python -m cirlib.notebooks ...`` or ``cirlib notebook ...``):
 * ``check-stripped SRC``           fail if a notebook carries outputs other than its ``keep_output`` cells
 * ``refresh-outputs SRC``          re-run in FAST mode and store the ``keep_output`` cells' outputs
 * ``student SRC OUT``              copies with the exercise solutions removed (cells tagged ``solution``)
+* ``check-figures DIR``            fail if an executed notebook in DIR shows fewer figures than its cells draw
+* ``kernel [--prefix P]``          register this environment as the Jupyter kernel "cirlib" (``make kernel``)
 """
 
 from __future__ import annotations
@@ -30,7 +32,12 @@ import yaml
 
 from cirlib.utils.io import atomic_write_json
 
+#: The kernel the committed notebooks name and papermill / nbval run: the interpreter running this code
+#: (Jupyter's "python3" is always the current environment's), so a clean clone needs no registration.
 KERNEL_NAME = "python3"
+#: The named kernel ``make kernel`` registers, for a JupyterLab that is not this project's.
+PROJECT_KERNEL_NAME = "cirlib"
+PROJECT_KERNEL_DISPLAY_NAME = "Python (cirlib)"
 #: Parameters every notebook declares in its ``parameters`` cell (DESIGN section 7).
 COMMON_PARAMETERS = ("FAST", "SEED", "DEVICE", "DATA", "DATA_ROOT", "EPOCHS", "INTERACTIVE", "OUTPUT_DIR",
                      "PRETRAINED", "VAL_SPLIT")
@@ -192,11 +199,6 @@ def _mark_reference_outputs(path: Path) -> None:
     _write(nb, path)
 
 
-#: Relative cost of one training epoch per method (CAM = 1), from the single-threaded train times in
-#: ``results/results.json`` (CAM 74 s, full 322 s); only used to start the longest demo trainings first.
-_RELATIVE_COST = {"cam": 1.0, "has": 1.0, "complementary": 2.3, "caam": 2.5, "ssam": 2.7, "full": 4.4}
-
-
 def _train_config(values: dict[str, Any]) -> tuple[str, bool, float]:
     """Worker of :func:`pretrain_demo_runs`: train (or reuse) one run given as a config dict."""
     from cirlib.config import config_from_dict
@@ -221,7 +223,7 @@ def pretrain_demo_runs(runs_dir: str | os.PathLike, parameters: dict[str, Any] |
     from multiprocessing import get_context
 
     from cirlib.config import config_to_dict
-    from cirlib.experiments import demo_configs
+    from cirlib.experiments import RELATIVE_TRAIN_COST, demo_configs
 
     params = dict(parameters or {})
     start = time.perf_counter()
@@ -232,7 +234,7 @@ def pretrain_demo_runs(runs_dir: str | os.PathLike, parameters: dict[str, Any] |
         epochs=int(params.get("EPOCHS") or 0) or None, device=str(params.get("DEVICE", "auto")),
         ablation_epochs=int(params.get("ABLATION_EPOCHS") or 0),
     )
-    configs.sort(key=lambda c: -_RELATIVE_COST.get(c.model.method, 1.0) * c.train.epochs)
+    configs.sort(key=lambda c: -RELATIVE_TRAIN_COST.get(c.model.method, 1.0) * c.train.epochs)
     print(f"[demo] training {len(configs)} runs first ({jobs} at a time; finished runs are reused) ...",
           flush=True)
     jobs_list = [config_to_dict(c) for c in configs]
@@ -296,9 +298,43 @@ def run_demo(
     }
     atomic_write_json(out_dir / "timings.json", record)
     _print_summaries(artifacts / "summary")
+    _report_figures(out_dir, [out_dir / n for n in timings])
     print(f"[demo] all notebooks in {record['total_seconds'] / 60:.1f} min; executed copies in {out_dir}, "
           f"figures in {figures}")
     return record
+
+
+def _report_figures(out_dir: Path, paths: list[Path]) -> None:
+    """Print the figures each executed notebook shows; fail when a figure cell showed none."""
+    from cirlib.figure_check import check_notebook
+
+    reports = [check_notebook(p) for p in paths if p.exists()]
+    for report in reports:
+        print(f"[demo] figures: {report.line()}")
+    missing = [r for r in reports if not r.ok]
+    if missing:
+        raise RuntimeError(f"{len(missing)} executed notebook(s) in {out_dir} show fewer figures than their cells "
+                           "draw (see the lines above); does every import cell start with `%matplotlib inline`?")
+
+
+def install_kernel(prefix: str | os.PathLike | None = None, user: bool = True) -> Path:
+    """Register this interpreter as the Jupyter kernel ``cirlib`` ("Python (cirlib)").
+
+    Any JupyterLab (not only ``make lab``'s) then offers the project's environment as a kernel.
+    The notebooks' own metadata keeps ``python3`` (see :data:`KERNEL_NAME`).
+
+    Args:
+        prefix: install under ``PREFIX/share/jupyter/kernels`` (a virtual environment, a test folder).
+        user: without ``prefix``, install for the current user (``~/.local/share/jupyter``).
+
+    Returns:
+        The kernel's folder (holding ``kernel.json``).
+    """
+    from ipykernel.kernelspec import install
+
+    path = install(kernel_name=PROJECT_KERNEL_NAME, display_name=PROJECT_KERNEL_DISPLAY_NAME,
+                   prefix=str(prefix) if prefix else None, user=bool(user and not prefix))
+    return Path(path)
 
 
 def _machine_description() -> dict[str, Any]:
@@ -458,6 +494,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     student = sub.add_parser("student", help="copies with exercise solutions removed")
     student.add_argument("source", nargs="?", default="notebooks")
     student.add_argument("output", nargs="?", default="build/student")
+    figures = sub.add_parser("check-figures", help="fail if executed notebooks show fewer figures than they draw")
+    figures.add_argument("folder", nargs="?", default="build/demo")
+    kernel = sub.add_parser("kernel", help='register this environment as the Jupyter kernel "cirlib"')
+    kernel.add_argument("--prefix", help="install under PREFIX/share/jupyter/kernels instead of the user folder")
     return parser
 
 
@@ -489,6 +529,24 @@ def main_from_args(args: argparse.Namespace) -> int:
     elif command == "student":
         for path in make_student_copies(args.source, args.output):
             print(f"student copy {path}")
+    elif command == "check-figures":
+        from cirlib.figure_check import check_folder
+
+        try:
+            reports = check_folder(args.folder)
+        except FileNotFoundError as error:
+            print(error, file=sys.stderr)
+            return 2
+        for report in reports:
+            print(report.line())
+        if not all(r.ok for r in reports):
+            print(f"Some notebooks in {args.folder} show fewer figures than their cells draw. Fix: start the import "
+                  "cell with `%matplotlib inline` (a kernel with MPLBACKEND=Agg draws nothing otherwise).",
+                  file=sys.stderr)
+            return 1
+    elif command == "kernel":
+        path = install_kernel(prefix=args.prefix)
+        print(f'kernel "{PROJECT_KERNEL_NAME}" ({PROJECT_KERNEL_DISPLAY_NAME}) -> {sys.executable}, spec in {path}')
     return 0
 
 

@@ -63,16 +63,30 @@ def show_image(ax: plt.Axes, image, boxes: Iterable[Sequence[float]] = (), pred_
 
 
 def image_grid(n_rows: int, n_cols: int, size: float = 2.6) -> tuple[plt.Figure, np.ndarray]:
-    """A figure with an ``n_rows x n_cols`` array of axes (always 2-D)."""
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
+    """A figure with an ``n_rows x n_cols`` array of axes (always 2-D).
+
+    The figure uses matplotlib's constrained layout, which makes room for panel titles (also
+    two-line ones), a ``suptitle`` and colorbars, so nothing overlaps when a reading group projects
+    it; do not call ``fig.tight_layout()`` on it (that would switch the layout engine).
+    """
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows + 0.4), squeeze=False,
+                             layout="constrained")
     return fig, axes
 
 
+def _legend_outside(ax: plt.Axes) -> None:
+    """The legend to the right of the axes, off the curves."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
+
+
 def plot_boxacc_curves(curves: dict[str, np.ndarray], cam_thresholds: np.ndarray,
-                       iou_threshold: int = 50, ax: plt.Axes | None = None) -> plt.Figure:
-    """BoxAcc against the CAM threshold, one line per method (``curves[name]`` a 1-D array in %)."""
+                       iou_threshold: int = 50, ax: plt.Axes | None = None, legend: bool = True) -> plt.Figure:
+    """BoxAcc against the CAM threshold, one line per method (``curves[name]`` a 1-D array in %).
+
+    The legend (``legend=True``) sits to the right of the axes, never over the curves.
+    """
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        fig, ax = plt.subplots(figsize=(8.0, 4.2), layout="constrained")
     else:
         fig = ax.figure
     for name, curve in curves.items():
@@ -81,14 +95,18 @@ def plot_boxacc_curves(curves: dict[str, np.ndarray], cam_thresholds: np.ndarray
     ax.set_ylabel(f"BoxAcc @ IoU {iou_threshold} (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if legend:
+        _legend_outside(ax)
     return fig
 
 
 def plot_maxboxacc_vs_iou(values: dict[str, dict[str, float]], ax: plt.Axes | None = None) -> plt.Figure:
-    """MaxBoxAcc against the IoU threshold, one line per method (``values[name][iou] = %``)."""
+    """MaxBoxAcc against the IoU threshold, one line per method (``values[name][iou] = %``).
+
+    The legend sits to the right of the axes, off the curves.
+    """
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        fig, ax = plt.subplots(figsize=(8.0, 4.2), layout="constrained")
     else:
         fig = ax.figure
     for name, by_iou in values.items():
@@ -98,7 +116,7 @@ def plot_maxboxacc_vs_iou(values: dict[str, dict[str, float]], ax: plt.Axes | No
     ax.set_ylabel("MaxBoxAcc (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend()
+    _legend_outside(ax)
     return fig
 
 
@@ -232,3 +250,45 @@ def results_table(methods: Sequence[str], this_run: dict[str, dict], path: str |
                 cells.append(f"{'-':>15} | {mine_s:>5}")
         lines.append(f"{method:<14}" + "".join(f"{c:>26}" for c in cells))
     return "\n".join(lines)
+
+
+def interact_or_static(function, interactive: bool, static: dict | None = None,
+                       controls: dict[str, dict] | None = None) -> str:
+    """Draw ``function``'s figure once: under sliders when ``interactive``, else statically.
+
+    ``ipywidgets.interact`` calls the function at once with the sliders' values, so a static call
+    before it would draw the same figure twice. Here exactly one of the two happens: with
+    ``interactive`` true and ipywidgets installed, the widget (its first drawing uses the values in
+    ``static``); otherwise ``function(**static)``.
+
+    Args:
+        function: draws one figure and calls ``plt.show()``.
+        interactive: the notebook's ``INTERACTIVE`` parameter.
+        static: keyword arguments of the static drawing, also the sliders' starting values.
+        controls: ``{argument: {"kind": "int" | "float", "description": "readable label", "min": ...,
+            "max": ..., "step": ...}}``; labels are shown in full (``description_width="initial"``).
+
+    Returns:
+        ``"widget"`` or ``"static"``, what was drawn.
+    """
+    static = dict(static or {})
+    if interactive:
+        try:
+            import ipywidgets as widgets
+        except ImportError:
+            print("ipywidgets is not installed: a static figure instead of the sliders.")
+        else:
+            sliders = {}
+            for name, spec in (controls or {}).items():
+                spec = dict(spec)
+                kind = spec.pop("kind", "int")
+                cls = widgets.FloatSlider if kind == "float" else widgets.IntSlider
+                spec.setdefault("value", static.get(name, spec.get("min", 0)))
+                spec.setdefault("description", name)
+                sliders[name] = cls(style={"description_width": "initial"},
+                                    layout=widgets.Layout(width="460px"), continuous_update=False, **spec)
+            fixed = {k: widgets.fixed(v) for k, v in static.items() if k not in sliders}
+            widgets.interact(function, **sliders, **fixed)
+            return "widget"
+    function(**static)
+    return "static"

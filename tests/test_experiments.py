@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import torch
@@ -66,7 +68,7 @@ def test_train_once_then_reuse_and_refuse_stale_data(tmp_path, capsys):
     assert not first.reused
     said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[cirlib]")]
     # One line saying what happens; no "--resume: no checkpoint" the notebook user never asked for.
-    assert said[0] == f"[cirlib] training {cfg.name} in {first.output_dir} (under a minute)"
+    assert said[0].startswith(f"[cirlib] no finished run of 'cam' in {first.output_dir}: training it now, ")
     assert not any("resume" in line for line in said)
     assert (first.output_dir / "data_fingerprint.txt").read_text().strip() == dataset_fingerprint(cfg)
     second = train_or_load(cfg, progress=False)
@@ -152,3 +154,31 @@ def test_demo_pretraining_trains_every_notebook_run_in_parallel_then_reuses(tmp_
     assert capsys.readouterr().out.count("]   reused: ") == len(configs)
     # what a notebook then gets: the same run, not a new one
     assert train_or_load(configs[0], progress=False).reused
+
+
+def test_estimate_train_seconds_from_measured_times_and_relative_costs(tmp_path):
+    from cirlib.experiments import CAM_DEMO_EPOCH_SECONDS, RELATIVE_TRAIN_COST, estimate_train_seconds
+
+    missing = tmp_path / "none.json"
+    cam = experiment_config("cam", device="cpu")
+    assert estimate_train_seconds(cam, missing) == pytest.approx(CAM_DEMO_EPOCH_SECONDS * cam.train.epochs)
+    full = experiment_config("full", device="cpu", epochs=1)
+    assert estimate_train_seconds(full, missing) == pytest.approx(CAM_DEMO_EPOCH_SECONDS * RELATIVE_TRAIN_COST["full"])
+    fast = experiment_config("cam", device="cpu", fast=True)  # 128 images of 32 px, width 8, 1 epoch
+    assert estimate_train_seconds(fast, missing) == pytest.approx(
+        CAM_DEMO_EPOCH_SECONDS * (128 * 32 ** 2 * 8 ** 2) / (2000 * 64 ** 2 * 16 ** 2))
+    measured = tmp_path / "results.json"
+    measured.write_text(json.dumps({"budget": "demo", "budget_settings": {"train": {"epochs": 6}},
+                                    "summary": {"cam": {"mean": {"train_time_s": 120.0}}}}))
+    assert estimate_train_seconds(cam, measured) == pytest.approx(120.0)
+    assert estimate_train_seconds(experiment_config("cam", data="cub", data_root=str(tmp_path), device="cpu"),
+                                  missing) is None
+
+
+def test_train_or_load_says_how_long_before_it_trains(tmp_path, capsys):
+    config = experiment_config("cam", fast=True, device="cpu", output_dir=tmp_path, epochs=1)
+    train_or_load(config, progress=False)
+    first = capsys.readouterr().out
+    assert "training it now, 1 epoch(s), " in first and "on one idle CPU core" in first
+    train_or_load(config, progress=False)
+    assert "training it now" not in capsys.readouterr().out  # reused: nothing to announce

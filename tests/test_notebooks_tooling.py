@@ -196,9 +196,13 @@ def test_repository_notebook_conventions(path):
         assert checked == ("keep_output" in tags), f"{path.name}: NBVAL_CHECK_OUTPUT and keep_output go together"
         if checked:
             assert cell.outputs, f"{path.name}: a checked cell without stored outputs; run refresh-outputs"
-        if "widgets.interact" in cell.source:
-            assert cell.source.startswith("# NBVAL_IGNORE_OUTPUT") and "if INTERACTIVE" in cell.source
-        if "plt.show()" not in cell.source and ("plt.subplots" in cell.source or "image_grid" in cell.source):
+        if "widgets.interact" in cell.source:  # widgets go through viz.interact_or_static: one figure, not two
+            pytest.fail(f"{path.name}: use viz.interact_or_static(..., INTERACTIVE, ...) for widgets")
+        if "interact_or_static(" in cell.source:
+            assert cell.source.startswith("# NBVAL_IGNORE_OUTPUT") and "INTERACTIVE" in cell.source
+        drawn_elsewhere = "plt.close(fig)" in cell.source  # built to be saved; the next cell shows it
+        if ("plt.show()" not in cell.source and not drawn_elsewhere
+                and ("plt.subplots" in cell.source or "image_grid" in cell.source)):
             pytest.fail(f"{path.name}: a plotting cell must end with plt.show():\n{cell.source[:200]}")
     assert sum("keep_output" in c.metadata.get("tags", []) for c in code) >= 1  # at least one compared cell (the conventions aim for 3-6)
     assert any("solution" in c.metadata.get("tags", []) for c in code)

@@ -58,7 +58,18 @@ def measure(arch: str = "small_cnn", size: int = 64, batch: int = 64, width: int
     """Interleaved per-step CPU and wall times of ``methods``; returns medians and ratios to CAM."""
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        return _measure(arch, size, batch, width, reps, methods, num_classes, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(arch: str, size: int, batch: int, width: int | None, reps: int, methods: tuple[str, ...],
+             num_classes: int, log) -> dict:
+    import torch
+
     torch.manual_seed(0)
     images, labels = torch.randn(batch, 3, size, size), torch.randint(0, num_classes, (batch,))
     built = {m: build(m, arch, size, num_classes, width) for m in methods}

@@ -145,3 +145,60 @@ def test_official_cub_layout_trains_and_evaluate_matches(exported, tmp_path, cap
     evaluated = json.loads((tmp_path / "eval.json").read_text())
     for key, value in metrics["test"].items():
         assert evaluated[key] == value, key
+
+
+def test_augmentation_is_a_function_of_seed_epoch_and_image(exported):
+    """Per-item seeds: the crop/flip of an image does not depend on what was read before (or by whom)."""
+    dataset = build_dataset("cub", "train", root=exported["wsol_cub"], image_size=224)
+    dataset.set_augmentation_seed(0)
+    first = dataset[0]["image"]
+    torch.manual_seed(123)  # the global generator no longer matters
+    assert torch.equal(dataset[0]["image"], first)
+    dataset.set_epoch(1)
+    again = [dataset[0]["image"] for _ in range(2)]
+    assert torch.equal(again[0], again[1])
+    assert any(not torch.equal(dataset[0]["image"], first) for _ in [dataset.set_epoch(e) for e in range(1, 6)])
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_equal_one_process_with_the_global_batch(tmp_path):
+    """``torchrun --nproc_per_node=2`` (gloo) with batch 2 per process = one process with batch 4, from disk.
+
+    VGG16-GAP has no BatchNorm and CAM draws no masks, so the two runs see the same images, crops
+    and flips in every step and average the same gradients: the metrics are equal and the weights
+    equal up to float summation order. (With BatchNorm each process normalises its own half batch,
+    and HaS / the complementary methods draw their masks per process: those runs match in
+    distribution only.)
+    """
+    import os
+    import subprocess
+    import sys
+
+    root = export_dataset(tmp_path / "data", "wsolevaluation", dataset="CUB", image_size=64, train=8, val=2,
+                          test=4, progress=False).root
+    config = ROOT / "configs" / "cub" / "vgg16_cam.yaml"
+    common = [f"data.root={root}", "model.pretrained=null", "device=cpu", "data.image_size=64",
+              "data.eval_batch_size=2", "data.num_workers=0", "train.epochs=1", "train.lr=0.001",
+              "train.checkpoint_every_steps=0"]
+    env = dict(os.environ, TQDM_DISABLE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cirlib", "train",
+         "--config", str(config), "--set", *common, "data.batch_size=2", f"output_dir={tmp_path / 'ddp'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run(
+        [sys.executable, "-m", "cirlib", "train", "--config", str(config), "--set", *common, "data.batch_size=4",
+         f"output_dir={tmp_path / 'single'}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    m2 = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    m1 = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    assert m2["world_size"] == 2 and m1["world_size"] == 1
+    assert m2["global_step"] == m1["global_step"] == 2  # 8 images, global batch 4
+    assert m2["history"][0]["train"]["images"] == m1["history"][0]["train"]["images"] == 8
+    assert m2["history"][0]["train"]["loss"] == pytest.approx(m1["history"][0]["train"]["loss"], rel=1e-5)
+    for key in ("top1", "top5", "maxboxacc", "maxboxacc_v2", "gt_known_loc", "top1_loc", "num_images"):
+        assert m2["test"][key] == m1["test"][key], key
+    w2 = torch.load(tmp_path / "ddp" / "final.pt", map_location="cpu", weights_only=False)["model"]
+    w1 = torch.load(tmp_path / "single" / "final.pt", map_location="cpu", weights_only=False)["model"]
+    for name in w1:
+        torch.testing.assert_close(w2[name], w1[name], rtol=1e-4, atol=1e-6, msg=name)

@@ -15,9 +15,9 @@ Nothing is lost: ``last.pt`` is written atomically at the end of every epoch and
 run stopped (model, optimizer, scheduler, epoch, step, running statistics, RNG states). The data
 order of epoch ``e`` depends only on ``(seed, e)`` (:class:`ResumableDistributedSampler`), and the
 DataLoader's own generator is reseeded from ``(seed, e)`` at the start of each epoch, so on the
-CPU a resumed run ends with the same numbers as an uninterrupted one. (With ``num_workers > 0``
-and random augmentation, a resume *mid-epoch* re-assigns batches to workers and the augmentation
-draws differ; resumes at an epoch boundary stay exact.)
+CPU a resumed run ends with the same numbers as an uninterrupted one. The real datasets' random
+crops and flips are seeded per image from ``(seed, epoch, index)`` (``set_augmentation_seed``), so
+they do not depend on the loader worker or the ``torchrun`` rank that reads the image either.
 """
 
 from __future__ import annotations
@@ -388,6 +388,9 @@ class Trainer:
         return atomic_write_json(self.output_dir / "metrics.json", payload)
 
     def _start_epoch(self) -> None:
+        dataset = _base_dataset(self.train_loader.dataset)
+        if hasattr(dataset, "set_epoch"):  # per-item augmentation seeds (real datasets)
+            dataset.set_epoch(self.epoch)
         if isinstance(self.sampler, ResumableDistributedSampler):
             self.sampler.set_epoch(self.epoch)
             self.sampler.set_start(self.step_in_epoch * self.train_loader.batch_size)
@@ -585,9 +588,15 @@ def _build_model(config: ExperimentConfig, num_classes: int):
     )
 
 
+def _base_dataset(dataset):
+    """The dataset under any ``Subset`` wrappers."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
 def _num_classes(dataset) -> int:
-    base = dataset.dataset if isinstance(dataset, Subset) else dataset
-    return int(base.num_classes)
+    return int(_base_dataset(dataset).num_classes)
 
 
 def fit(config: ExperimentConfig, resume: bool = False, progress: bool = True) -> RunResult:
@@ -614,6 +623,9 @@ def fit(config: ExperimentConfig, resume: bool = False, progress: bool = True) -
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         seed_everything(config.seed)
         train_set = _build_data(config, "train", train=True)
+        if hasattr(_base_dataset(train_set), "set_augmentation_seed"):
+            # crops and flips from (seed, epoch, image): the same whatever the rank or worker reading it
+            _base_dataset(train_set).set_augmentation_seed(config.seed)
         num_classes = config.model.num_classes or _num_classes(train_set)
         model = _build_model(config, num_classes)
         # Each rank draws its own hiding masks; the data order is seeded separately.

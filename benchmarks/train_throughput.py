@@ -157,7 +157,7 @@ def loader_rate(root: Path | None, batch: int, batches: int, num_workers: int, p
     finally:
         if tmp is not None:
             tmp.cleanup()
-    return {"images": n, "batch": batch, "num_workers": num_workers, "pin_memory": pin_memory,
+    return {"images": n, "batch": batch, "num_workers": num_workers, "pin_memory": pin_memory, "crop": image_size,
             "first_batch_s": first, "images_per_s": n / seconds if seconds > 0 else float("nan"),
             "dataset_images": len(dataset)}
 
@@ -175,7 +175,7 @@ def _table(rows: list[dict], loader: dict | None, info: dict) -> str:
         lines.append(f"| {r['arch']} | {r['method']} | {r['precision']} | {r['batch']} | {r['image_size']} | "
                      f"{r['images_per_s']:.2f} | {r['peak_mib']:.0f} |")
     if loader:
-        lines += ["", f"loader: {loader['images_per_s']:.1f} images/s from on-disk JPEGs (500x375, resize 256, crop 224, "
+        lines += ["", f"loader: {loader['images_per_s']:.1f} images/s from on-disk JPEGs (500x375, resize, crop {loader['crop']}, "
                   f"flip), batch {loader['batch']}, {loader['num_workers']} workers, pin_memory={loader['pin_memory']} "
                   f"(first batch {loader['first_batch_s']:.1f} s, with the worker start-up)"]
     return "\n".join(lines)
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=["cam", "has", "full"])
     parser.add_argument("--precisions", nargs="+", default=None, choices=PRECISIONS,
                         help="default: fp32 bf16 channels_last (add compile to try torch.compile)")
-    parser.add_argument("--batch", type=int, default=None, help="default 64 on CUDA, 4 on the CPU")
+    parser.add_argument("--batch", type=int, default=None, help="default 64 on CUDA, 2 on the CPU")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10 on CUDA, 2 on the CPU)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3 on CUDA, 1 on the CPU)")
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loader-batches", type=int, default=None, help="loader batches (default 8; 0 skips the loader)")
     parser.add_argument("--num-workers", type=int, default=8, help="loader workers (default 8, as the configs)")
     parser.add_argument("--data-root", default=None, help="an exported (or real) CUB folder for the loader row")
+    parser.add_argument("--loader-size", type=int, default=224, help="the loader's crop (default 224, the recipes')")
     parser.add_argument("--json", default=None, help="write every measurement here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     on_cuda = device.startswith("cuda")
-    batch = args.batch or (64 if on_cuda else 4)
+    batch = args.batch or (64 if on_cuda else 2)
     steps = args.steps or (10 if on_cuda else 2)
     warmup = args.warmup if args.warmup is not None else (3 if on_cuda else 1)
     precisions = args.precisions or ["fp32", "bf16", "channels_last"]
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     loader_batches = args.loader_batches if args.loader_batches is not None else 8
     if loader_batches > 0:
         loader = loader_rate(Path(args.data_root) if args.data_root else None, batch, loader_batches,
-                             args.num_workers, pin_memory=on_cuda, image_size=args.size)
+                             args.num_workers, pin_memory=on_cuda, image_size=args.loader_size)
         print(f"loader: {loader['images_per_s']:.1f} images/s ({args.num_workers} workers)", flush=True)
     table = _table(rows, loader, info)
     print()

@@ -192,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10 on CUDA, 2 on the CPU)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3 on CUDA, 1 on the CPU)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default 1 on the CPU: on a shared machine a descheduled OpenMP thread "
+                             "stalls every parallel region; PyTorch's default on CUDA)")
     parser.add_argument("--loader-batches", type=int, default=None, help="loader batches (default 8; 0 skips the loader)")
     parser.add_argument("--num-workers", type=int, default=8, help="loader workers (default 8, as the configs)")
     parser.add_argument("--data-root", default=None, help="an exported (or real) CUB folder for the loader row")
@@ -211,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (10 if on_cuda else 2)
     warmup = args.warmup if args.warmup is not None else (3 if on_cuda else 1)
     precisions = args.precisions or ["fp32", "bf16", "channels_last"]
+    if args.threads is None and not on_cuda:
+        args.threads = 1
 
     if args.child:  # one row in a fresh process (CPU peak memory)
         arch, method, precision = args.child.split(",")

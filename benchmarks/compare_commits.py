@@ -32,6 +32,11 @@ from cirlib.engine.trainer import _build_data, _build_model, _num_classes, build
 from cirlib.utils import seed_everything
 
 torch.set_num_threads(1)
+try:  # what cirlib.engine.Trainer does on the CPU, where the tree has it
+    from cirlib.utils.device import keep_freed_cpu_memory
+    keep_freed_cpu_memory()
+except ImportError:
+    pass
 steps, methods = int(sys.argv[1]), sys.argv[2].split(",")
 out = {}
 for method in methods:

@@ -70,6 +70,9 @@ def _measure(arch: str, size: int, batch: int, width: int | None, reps: int, met
              num_classes: int, log) -> dict:
     import torch
 
+    from cirlib.utils.device import keep_freed_cpu_memory
+
+    keep_freed_cpu_memory()  # as cirlib.engine.Trainer does on the CPU
     torch.manual_seed(0)
     images, labels = torch.randn(batch, 3, size, size), torch.randint(0, num_classes, (batch,))
     built = {m: build(m, arch, size, num_classes, width) for m in methods}

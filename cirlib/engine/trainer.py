@@ -57,6 +57,7 @@ from cirlib.engine.distributed import (
 )
 from cirlib.engine.evaluation import evaluate_model, progress_disabled
 from cirlib.utils import atomic_torch_save, atomic_write_json, resolve_device, seed_everything
+from cirlib.utils.device import keep_freed_cpu_memory
 
 __all__ = [
     "NonFiniteLossError",
@@ -221,6 +222,8 @@ class Trainer:
         self.tcfg = self.config.train
         self.device = resolve_device(device if device is not None else self.config.device)
         self.on_cuda = self.device.type == "cuda"
+        if self.device.type == "cpu":
+            keep_freed_cpu_memory()  # no page faults on every step's large buffers; numbers unchanged
         self.amp = self.tcfg.amp == "bf16" and self.on_cuda
         self.channels_last = self.tcfg.channels_last and self.on_cuda
         self.model = model.to(self.device)

@@ -33,7 +33,7 @@ from cirlib.utils import seed_everything
 
 torch.set_num_threads(1)
 try:  # what cirlib.engine.Trainer does on the CPU, where the tree has it
-    from cirlib.utils.device import keep_freed_cpu_memory
+    from cirlib.utils.memory import keep_freed_cpu_memory
     keep_freed_cpu_memory()
 except ImportError:
     pass

@@ -70,7 +70,7 @@ def _measure(arch: str, size: int, batch: int, width: int | None, reps: int, met
              num_classes: int, log) -> dict:
     import torch
 
-    from cirlib.utils.device import keep_freed_cpu_memory
+    from cirlib.utils.memory import keep_freed_cpu_memory
 
     keep_freed_cpu_memory()  # as cirlib.engine.Trainer does on the CPU
     torch.manual_seed(0)

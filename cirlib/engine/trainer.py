@@ -57,7 +57,7 @@ from cirlib.engine.distributed import (
 )
 from cirlib.engine.evaluation import evaluate_model, progress_disabled
 from cirlib.utils import atomic_torch_save, atomic_write_json, resolve_device, seed_everything
-from cirlib.utils.device import keep_freed_cpu_memory
+from cirlib.utils.memory import keep_freed_cpu_memory
 
 __all__ = [
     "NonFiniteLossError",

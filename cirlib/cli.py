@@ -7,6 +7,10 @@
     cirlib evaluate --checkpoint runs/tiny/final.pt --split test --out metrics_test.json
     torchrun --nproc_per_node=2 -m cirlib train --config configs/cub/resnet50_cam.yaml
 
+``--set`` may be repeated (every group applies). Errors are one line, ``cirlib <command>: error:
+...``, naming the key, file or parameter and the fix (exit code 2); ``--debug`` or ``CIRLIB_DEBUG=1``
+shows the traceback instead; Ctrl-C says how to resume and exits with 130.
+
 The parser is built by :func:`build_parser` (nothing happens at import). Subcommands are
 registered through :data:`SUBCOMMANDS`, a dict ``name -> registrar(subparsers)``; another module
 adds a group (e.g. ``notebook``) with :func:`register_subcommand` before :func:`main` runs, or
@@ -19,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main", "register_subcommand"]
@@ -33,6 +38,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides=args.set)
     if args.device:
         config.device = args.device
+        config.validate(source="--device")
+    args.output_dir = config.resolved_output_dir()  # named by the Ctrl-C message
     rank = int(os.environ.get("RANK", "0"))  # fit() has closed the process group by now
     result = fit(config, resume=args.resume, progress=not args.no_progress)
     if rank == 0 and result.test is not None:
@@ -45,28 +52,66 @@ def _headline(metrics: dict) -> dict:
     return {k: metrics[k] for k in keys if k in metrics}
 
 
+#: Config keys `cirlib evaluate --set` applies; the rest would be ignored, so they are refused.
+EVALUATE_KEYS = ("data.", "eval.", "device", "train.amp", "train.channels_last")
+
+
+def _check_evaluate_overrides(overrides: Sequence[str]) -> None:
+    """Refuse ``--set`` keys that evaluation would silently ignore (the model comes from the checkpoint)."""
+    from cirlib.config import ConfigError
+
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key == "model" or key.startswith("model."):
+            raise ConfigError(
+                f"--set {item!r}: the model is rebuilt from the checkpoint's own config, so model.* cannot be "
+                "changed at evaluation; evaluate a checkpoint trained with these settings instead."
+            )
+        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in EVALUATE_KEYS):
+            raise ConfigError(
+                f"--set {item!r}: {key} has no effect on evaluation; evaluate accepts data.*, eval.*, device, "
+                "train.amp and train.channels_last."
+            )
+
+
+def _evaluation_split(args: argparse.Namespace, config) -> str:
+    """``--split`` or ``--set eval.split``; both given and different is an error."""
+    from cirlib.config import ConfigError
+
+    set_split = any(item.split("=", 1)[0].strip() == "eval.split" for item in args.set)
+    if args.split is not None and set_split and args.split != config.eval.split:
+        raise ConfigError(
+            f"--split {args.split} and --set eval.split={config.eval.split} disagree; give only one of them."
+        )
+    return args.split or config.eval.split
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from cirlib.config import apply_overrides, config_from_dict, config_to_dict
+    from cirlib.data import SplitNotAvailableError
     from cirlib.engine import build_eval_loader, evaluate_model, load_checkpoint
     from cirlib.engine.distributed import init_distributed, is_main_process
-    from cirlib.engine.trainer import _build_data
+    from cirlib.engine.trainer import DataSplitError, prepare_split
     from cirlib.utils import atomic_write_json, resolve_device, seed_everything
 
-    device = resolve_device(args.device or "auto")
+    _check_evaluate_overrides(args.set)
+    model, config = load_checkpoint(args.checkpoint, device="cpu")
+    if args.set:
+        config = config_from_dict(
+            apply_overrides(config_to_dict(config), args.set), source=f"{args.checkpoint} with --set"
+        )
+    split = _evaluation_split(args, config)
+    try:
+        dataset = prepare_split(config, split, "--split")
+    except SplitNotAvailableError as exc:
+        raise DataSplitError(f"--split {split}: {exc}") from exc
+    device = resolve_device(args.device or config.device, context="cli")
     created = init_distributed(device.type)
     try:
-        model, config = load_checkpoint(args.checkpoint, device="cpu")
-        if args.set:
-            config = config_from_dict(
-                apply_overrides(config_to_dict(config), args.set), source=f"{args.checkpoint} with --set"
-            )
-        if args.device is None:
-            device = resolve_device(config.device)
         seed_everything(config.seed)
         model.to(device)
-        dataset = _build_data(config, args.split, train=False)
         pin = config.data.pin_memory and device.type == "cuda"
         loader = build_eval_loader(dataset, config.data.eval_batch_size, config.data.num_workers, pin)
         metrics = evaluate_model(
@@ -78,10 +123,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             amp=config.train.amp == "bf16",
             channels_last=config.train.channels_last,
             progress=not args.no_progress,
-            desc=args.split,
+            desc=split,
         )
         if is_main_process():
-            payload = {"checkpoint": str(args.checkpoint), "split": args.split, **metrics}
+            payload = {"checkpoint": str(args.checkpoint), "split": split, **metrics}
             if args.out:
                 atomic_write_json(args.out, payload)
             print(json.dumps(_headline(metrics), indent=2))
@@ -91,19 +136,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             torch.distributed.destroy_process_group()
 
 
+def _add_debug(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand's default must not overwrite `cirlib --debug train ...`.
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the full traceback of an error (also CIRLIB_DEBUG=1)")
+
+
 def _register_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train one experiment from a YAML config",
-        description="Train a WSOL model. Writes config.yaml, last.pt, best.pt, final.pt and metrics.json "
-        "in the run's output_dir. Under torchrun it uses DDP.",
+        description="Train a WSOL model. Writes config.yaml, last.pt, final.pt and metrics.json (and best.pt "
+        "when eval.val_split is set) in the run's output_dir. Under torchrun it uses DDP.",
     )
     p.add_argument("--config", "-c", default=None, help="YAML config (default: the synthetic defaults)")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="dotted overrides parsed as YAML, e.g. --set train.epochs=3 model.method=has")
-    p.add_argument("--resume", action="store_true", help="continue from <output_dir>/last.pt when it exists")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="dotted overrides parsed as YAML, e.g. --set train.epochs=3 model.method=has "
+                        "(repeatable: every --set group applies, later ones win)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from <output_dir>/last.pt (refused when the checkpoint's model differs)")
     p.add_argument("--device", default=None, help="override config.device (auto, cpu, cuda, cuda:N)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (also TQDM_DISABLE=1)")
+    _add_debug(p)
     p.set_defaults(func=_cmd_train)
 
 
@@ -111,15 +165,18 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="evaluate a checkpoint (MaxBoxAcc, MaxBoxAccV2, Top-1/5 Loc, GT-known Loc, PxAP)",
-        description="Evaluate a checkpoint written by `cirlib train` on a split of its dataset.",
+        description="Evaluate a checkpoint written by `cirlib train` on a split of its dataset. The model comes "
+        "from the checkpoint: --set accepts data.*, eval.*, device, train.amp and train.channels_last.",
     )
-    p.add_argument("--checkpoint", required=True, help="last.pt, best.pt or final.pt of a run")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+    p.add_argument("--checkpoint", required=True, help="last.pt, final.pt (or best.pt) of a run")
+    p.add_argument("--split", default=None, choices=("train", "val", "test"),
+                   help="split to evaluate (default: eval.split of the run's config, usually test)")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="overrides of the stored config, e.g. --set data.root=/data/CUB eval.cam_interval=0.001")
     p.add_argument("--out", default=None, help="write the metrics as JSON here")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: the run's config)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_debug(p)
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -132,6 +189,7 @@ def _register_notebook(sub: argparse._SubParsersAction) -> None:
         description=notebooks.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_debug(p)
     notebooks.build_parser(p)
     p.set_defaults(func=notebooks.main_from_args)
 
@@ -165,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cirlib",
         description="Where to Look? complementary image regions for WSOL: training and evaluation.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also CIRLIB_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for registrar in SUBCOMMANDS.values():
@@ -172,18 +232,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``cirlib`` and ``python -m cirlib``; returns the exit code."""
-    from cirlib.config import ConfigError
-    from cirlib.engine.trainer import NonFiniteLossError
+def one_line_error(exc: BaseException, context: str = "cli") -> str:
+    """The one line the CLI prints for an error: what went wrong, where, and the fix.
 
+    A DataLoader worker's error arrives wrapped in a ``RuntimeError`` that holds the worker's whole
+    traceback; its last line is the original message. A message of several lines (an expected
+    layout, say) keeps its first line, with a pointer to ``--debug``.
+    """
+    from cirlib.utils.device import CPU_HINTS, DeviceUnavailableError
+
+    if isinstance(exc, DeviceUnavailableError):
+        return f"device {exc.requested!r} was asked for but {exc.what}. Use {CPU_HINTS[context]} (or auto)."
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if text.startswith("Caught ") and "Original Traceback" in text and lines:
+        last = lines[-1]
+        head, sep, rest = last.partition(": ")
+        text = rest if sep and head.replace(".", "").replace("_", "").isalnum() else last
+        lines = [text]
+    if not lines:
+        return type(exc).__name__
+    line = lines[0]
+    if isinstance(exc, KeyError):
+        line = f"missing key {line}"
+    if len(lines) > 1:
+        if line.endswith("Expected layout:"):
+            line = line[: -len("Expected layout:")].rstrip() + " (--debug prints the expected layout)"
+        else:
+            line += " (--debug shows the full message)"
+    return line
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    if args.command == "train":
+        out = getattr(args, "output_dir", None)
+        last = Path(out) / "last.pt" if out else None
+        if last is None or not last.is_file():
+            return "interrupted before the first checkpoint was written; run the same command to start again."
+        return (f"interrupted. {last} holds the last checkpoint (end of epoch or every "
+                "train.checkpoint_every_steps steps): run the same command with --resume to continue.")
+    return "interrupted; nothing was written."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``cirlib`` and ``python -m cirlib``; returns the exit code.
+
+    Every error is one line ``cirlib <command>: error: ...`` naming the key, file or parameter and
+    the fix (exit code 2; 1 for an unexpected error); ``--debug`` (or ``CIRLIB_DEBUG=1``) shows the
+    traceback instead. Ctrl-C prints how to resume and exits with 130.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("CIRLIB_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, FileNotFoundError, NonFiniteLossError, ValueError) as exc:
-        print(f"cirlib {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"cirlib {args.command}: {_interrupted(args)}", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line unless --debug
+        if debug:
+            raise
+        expected = isinstance(exc, (ValueError, OSError, RuntimeError, LookupError))
+        line = one_line_error(exc)
+        if not expected:
+            line += f" ({type(exc).__name__}; rerun with --debug for the traceback and report it)"
+        print(f"cirlib {args.command}: error: {line}", file=sys.stderr)
+        return 2 if expected else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

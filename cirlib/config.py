@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -37,7 +38,9 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
+    "YamlLoader",
     "load_config",
+    "load_yaml",
     "save_config",
     "validate_choice",
 ]
@@ -52,6 +55,32 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names the key, the file and a fix."""
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 numbers: ``1e-3``, ``5E4``, ``1.5e+2`` are floats.
+
+    PyYAML implements YAML 1.1, whose float pattern needs a dot and a signed exponent, so it reads
+    ``1e-3`` (how people write a learning rate) as the *string* ``'1e-3'``. This loader adds the
+    YAML 1.2 core-schema float pattern; every config file, ``--set`` value and notebook ``-y``
+    mapping goes through it.
+    """
+
+
+# YAML 1.2 core schema: [-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?, plus the
+# 1.1 forms PyYAML already knew (.inf, .nan, 1_000.5). Integers keep PyYAML's int resolver (listed first).
+_YAML12_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with :class:`YamlLoader` (safe, with YAML 1.2 numbers)."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - YamlLoader is a SafeLoader
 
 
 def validate_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
@@ -160,7 +189,9 @@ class TrainConfig:
             mid-epoch (0 = only at the end of each epoch).
         eval_every: evaluate on ``eval.val_split`` every N epochs (0 = never during training).
         log_every: refresh the progress bar's loss every N steps.
-        find_unused_parameters: passed to DDP (some methods have branch-specific layers).
+        find_unused_parameters: allow DDP to search for parameters a step left unused; passed to
+            DDP only when the model says it can skip some (``may_skip_parameters``; no cirlib method
+            does), so DDP neither pays for the search nor warns on every run.
     """
 
     epochs: int = 10
@@ -186,7 +217,9 @@ class EvalConfig:
 
     Attributes:
         split: the split of the final evaluation (``test``).
-        val_split: the split evaluated during training to pick ``best.pt`` (``null`` = none).
+        val_split: the split evaluated during training to pick ``best.pt`` (``null`` = none; on
+            the official CUB-200-2011 layout, which has no ``val``, training falls back to none with
+            a logged notice).
         cam_interval: CAM threshold step; thresholds are ``arange(0, 1, cam_interval)``.
         iou_thresholds: IoU thresholds in percent for MaxBoxAcc.
         best_metric: the metric of ``val_split`` that selects ``best.pt``.
@@ -322,7 +355,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"--set {item!r}: the key before '=' is empty.")
     try:
-        value = yaml.safe_load(raw) if raw.strip() != "" else None
+        value = load_yaml(raw) if raw.strip() != "" else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {item!r}: the value is not a valid YAML scalar ({exc}).") from exc
     return key, value
@@ -410,7 +443,7 @@ def load_config(
                 "(e.g. configs/synthetic/tiny.yaml)."
             )
         try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            values = load_yaml(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         if not isinstance(values, dict):
@@ -459,10 +492,12 @@ def _validate(c: ExperimentConfig, source: str) -> None:
     _check(_is_int(c.seed) and c.seed >= 0, source, "seed", c.seed, "must be an integer >= 0")
     _check(isinstance(c.device, str), source, "device", c.device, "must be a string like auto, cpu, cuda")
     dev = c.device.lower()
-    _check(
-        dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit()),
-        source, "device", c.device, "must be auto, cpu, cuda, cuda:N or mps",
-    )
+    if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        from cirlib.utils.device import device_hint
+
+        close = device_hint(dev)
+        _check(False, source, "device", c.device,
+               "must be auto, cpu, cuda, cuda:N or mps" + (f" (did you mean {close!r}?)" if close else ""))
     _check(c.output_dir is None or isinstance(c.output_dir, str), source, "output_dir", c.output_dir,
            "must be a path string or null")
 

@@ -41,6 +41,8 @@ __all__ = [
     "demo_configs",
     "experiment_config",
     "fusion_ablation_configs",
+    "NOTEBOOK_PARAMETERS",
+    "NotebookParameterError",
     "train_or_load",
     "validate_notebook_parameters",
 ]
@@ -114,6 +116,8 @@ def experiment_config(
     output_dir: str | os.PathLike = "runs",
     options: dict[str, Any] | None = None,
     tag: str | None = None,
+    pretrained: bool | None = None,
+    val_split: str | None = None,
 ) -> ExperimentConfig:
     """The configuration of one method under the shared budget.
 
@@ -128,6 +132,12 @@ def experiment_config(
         output_dir: root folder; the run goes to ``<output_dir>/<data>/<method>[-<tag>]/seed<seed>[-fast]``.
         options: extra method options (an ablation), merged over the variant's defaults.
         tag: a name for the option set when ``options`` is given (keeps runs apart).
+        pretrained: paper scale only: ``False`` trains the backbone from scratch instead of the
+            recipe's ImageNet weights (``None`` / ``True`` keep the recipe). Ignored for synthetic.
+        val_split: paper scale only: the split that picks ``best.pt``: ``"val"``, or ``"none"``
+            for no validation (``None`` / ``""`` keep the recipe's ``val``; on the official CUB layout,
+            which has no val split, training then falls back to no validation with a notice).
+            Ignored for synthetic.
 
     Returns:
         A validated :class:`~cirlib.config.ExperimentConfig`.
@@ -144,13 +154,17 @@ def experiment_config(
         recipe = CONFIGS_DIR / data / f"{PAPER_SCALE_ARCH}_{method}.yaml"
         if not recipe.exists():
             recipe = CONFIGS_DIR / data / f"{PAPER_SCALE_ARCH}_cam.yaml"
-        import yaml
+        from cirlib.config import load_yaml
 
-        values = yaml.safe_load(recipe.read_text())
+        values = load_yaml(recipe.read_text(encoding="utf-8"))
         values.setdefault("data", {})["root"] = str(data_root)
         if fast:
             _deep_update(values, {"data": {"train_limit": 64, "eval_limit": 32, "batch_size": 16},
                                   "train": {"epochs": 1}})
+        if pretrained is False:
+            values.setdefault("model", {})["pretrained"] = None
+        if val_split:
+            values.setdefault("eval", {})["val_split"] = None if val_split == "none" else val_split
     model_options = dict(values.get("model", {}).get("options", {}))
     model_options.update(METHOD_OPTIONS[method])
     model_options.update(options or {})
@@ -190,8 +204,9 @@ def _same_config(a: ExperimentConfig, b: ExperimentConfig) -> bool:
 def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool = False) -> TrainedModel:
     """Train ``config`` once; later calls load the finished run from its folder.
 
-    A finished run is ``final.pt`` plus ``metrics.json`` in ``config.output_dir`` whose stored
-    config equals ``config``. An interrupted run resumes from ``last.pt``. A folder holding a
+    A finished run is ``final.pt`` plus a ``"completed"`` ``metrics.json`` in ``config.output_dir``
+    whose stored config equals ``config``. An interrupted run (or one whose final evaluation
+    failed) resumes from ``last.pt``. A folder holding a
     different config is an error (delete it or choose another ``OUTPUT_DIR``), never overwritten.
     """
     import json
@@ -203,7 +218,7 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
     metrics_path = run_dir / "metrics.json"
     fingerprint_path = run_dir / "data_fingerprint.txt"
     fingerprint = dataset_fingerprint(config)
-    if final.exists() and metrics_path.exists() and not retrain:
+    if final.exists() and _status(metrics_path) == "completed" and not retrain:
         stored = config_from_dict(read_checkpoint(final)["config"], source=str(final))
         if not _same_config(stored, config):
             raise ValueError(
@@ -215,17 +230,55 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
                 f"{run_dir} was trained on different images than this version of the synthetic generator "
                 "renders (its data fingerprint differs). Delete that folder to retrain it."
             )
+        print(f"[cirlib] loading {final} (trained before; delete that folder or choose another OUTPUT_DIR "
+              "to train anew)", flush=True)
         model, _ = load_checkpoint(final, device=_device_for(config))
         with open(metrics_path) as handle:
             metrics = json.load(handle)
         return TrainedModel(model, metrics.get("test") or {}, run_dir, config, reused=True)
-    with _cpu_threads(CPU_TRAIN_THREADS if _device_for(config).type == "cpu" else None):
-        result = fit(config, resume=not retrain, progress=progress)
+    device = _device_for(config)
+    resume = not retrain and (run_dir / "last.pt").is_file()
+    doing = "resuming" if resume else "training"
+    print(f"[cirlib] {doing} {config.name} in {run_dir} ({_training_estimate(config, device)})", flush=True)
+    with _cpu_threads(CPU_TRAIN_THREADS if device.type == "cpu" else None):
+        result = fit(config, resume=resume, progress=progress)
     if fingerprint and result.output_dir is not None:
         atomic_write_text(fingerprint_path, fingerprint + "\n")
     model = result.model
     model.eval()
     return TrainedModel(model, result.test or {}, run_dir, config, reused=False)
+
+
+#: Seconds per training image and epoch of CAM with ``small_cnn`` width 16 at 64 px on one CPU thread,
+#: from ``results/results.json`` (74 s for 6 epochs of 2000 images); scaled by the image area and
+#: :data:`cirlib.notebooks._RELATIVE_COST` for an estimate of a synthetic run's training time.
+_CPU_SECONDS_PER_IMAGE_EPOCH = 74.0 / (6 * 2000)
+
+
+def _training_estimate(config: ExperimentConfig, device) -> str:
+    """A rough duration for the one-line "training ..." message of :func:`train_or_load`."""
+    epochs = config.train.epochs
+    if config.data.name != "synthetic" or device.type != "cpu":
+        return f"{epochs} epoch(s) on {device.type}"
+    from cirlib.notebooks import _RELATIVE_COST
+
+    images = config.data.train_limit or 6000
+    area = (config.data.image_size / 64) ** 2
+    width = (config.model.options.get("width", 16) / 16) ** 2
+    seconds = _CPU_SECONDS_PER_IMAGE_EPOCH * images * epochs * area * width
+    seconds *= _RELATIVE_COST.get(config.model.method, 1.0)
+    return "under a minute" if seconds < 60 else f"about {round(seconds / 60)} min on one CPU thread"
+
+
+def _status(metrics_path: Path) -> str | None:
+    """``metrics.json``'s status; only a ``"completed"`` run (its test metrics written) is reused."""
+    import json
+
+    try:
+        with open(metrics_path) as handle:
+            return json.load(handle).get("status")
+    except (OSError, ValueError):
+        return None
 
 
 @contextmanager
@@ -310,22 +363,113 @@ def dataset_fingerprint(config: ExperimentConfig, num_images: int = 4) -> str | 
 def _device_for(config: ExperimentConfig):
     from cirlib.utils import resolve_device
 
-    return resolve_device(config.device)
+    return resolve_device(config.device, context="notebook")
 
 
-def validate_notebook_parameters(data: str, data_root: str | None, device: str, epochs: int | None = None) -> None:
+class NotebookParameterError(ValueError):
+    """A notebook parameter has the wrong type or value; the message names it and its valid values."""
+
+
+#: Every parameter a notebook's ``parameters`` cell may declare: ``name -> (type, valid values)``.
+#: :func:`validate_notebook_parameters` checks the type and then the value.
+NOTEBOOK_PARAMETERS: dict[str, tuple[type, str]] = {
+    "FAST": (bool, "True or False"),
+    "SEED": (int, "an integer >= 0"),
+    "DEVICE": (str, "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    "DATA": (str, "'synthetic', 'cub' or 'ilsvrc'"),
+    "DATA_ROOT": (str, "a dataset folder ('' for synthetic)"),
+    "EPOCHS": (int, "an integer >= 0 (0 keeps the budget)"),
+    "INTERACTIVE": (bool, "True or False"),
+    "OUTPUT_DIR": (str, "a folder path"),
+    "FIGURES_DIR": (str, "a folder path ('' saves no figures)"),
+    "ABLATION_EPOCHS": (int, "an integer >= 0 (0: a quarter of the budget)"),
+    "RESULTS_FILE": (str, "a results.json path ('' for the repository's)"),
+    "PRETRAINED": (bool, "True or False"),
+    "VAL_SPLIT": (str, "'', 'val' or 'none'"),
+}
+
+_TYPE_NAMES = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def _type_ok(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _bad(name: str, value: Any, valid: str, extra: str = "") -> NotebookParameterError:
+    return NotebookParameterError(f"notebook parameter {name}={value!r} is invalid: {name} must be {valid}{extra}.")
+
+
+def validate_notebook_parameters(parameters: Any, data_root: str | None = None, device: str | None = None,
+                                 epochs: int | None = None) -> None:
     """The checks every notebook runs right after its ``parameters`` cell.
 
-    Raises a ``ValueError`` that names the parameter and the fix (``DATA="cubb"`` suggests ``cub``).
+    Call it with the notebook's namespace, ``validate_notebook_parameters(globals())``: every
+    parameter of :data:`NOTEBOOK_PARAMETERS` found there is checked for its type and value
+    (``FAST: maybe`` and ``EPOCHS: ten`` are errors, not a FAST run or a ``TypeError`` later), and any
+    other name annotated in the parameters cell (``NAME: int = 0``) for its annotated type. The
+    earlier form ``validate_notebook_parameters(DATA, DATA_ROOT, DEVICE, EPOCHS)`` still works.
+
+    Raises:
+        NotebookParameterError: one line naming the parameter, its value and the valid values
+            (``DATA="cubb"`` suggests ``cub``, ``DEVICE="gpu"`` suggests ``cuda``).
     """
-    validate_choice("DATA", data, DATASETS)
-    validate_choice("DEVICE", device.split(":")[0], ("auto", "cpu", "cuda", "mps"))
+    if isinstance(parameters, str) or parameters is None:  # the earlier positional form
+        values: dict[str, Any] = {"DATA": parameters, "DATA_ROOT": data_root or "", "DEVICE": device}
+        if epochs is not None:
+            values["EPOCHS"] = epochs
+    else:
+        values = {k: v for k, v in dict(parameters).items() if k in NOTEBOOK_PARAMETERS}
+        annotations = dict(parameters).get("__annotations__") or {}
+        for name, annotation in annotations.items():
+            kind = _TYPE_NAMES.get(annotation) if isinstance(annotation, str) else annotation
+            if name in NOTEBOOK_PARAMETERS or name not in parameters or kind not in _TYPE_NAMES.values():
+                continue
+            if not _type_ok(parameters[name], kind):
+                raise _bad(name, parameters[name], f"of type {kind.__name__} (as declared in the parameters cell)")
+    for name, value in values.items():
+        kind, valid = NOTEBOOK_PARAMETERS[name]
+        if not _type_ok(value, kind):
+            raise _bad(name, value, valid)
+    for name in ("SEED", "EPOCHS", "ABLATION_EPOCHS"):
+        if name in values and values[name] < 0:
+            raise _bad(name, values[name], NOTEBOOK_PARAMETERS[name][1])
+    if "OUTPUT_DIR" in values and not values["OUTPUT_DIR"].strip():
+        raise _bad("OUTPUT_DIR", values["OUTPUT_DIR"], "a folder path, not empty")
+    if "VAL_SPLIT" in values and values["VAL_SPLIT"] not in ("", "val", "none"):
+        raise _bad("VAL_SPLIT", values["VAL_SPLIT"], NOTEBOOK_PARAMETERS["VAL_SPLIT"][1])
+    if "DATA" in values:
+        try:
+            validate_choice("DATA", values["DATA"], DATASETS)
+        except ValueError as exc:
+            raise NotebookParameterError(f"notebook parameter {exc}") from None
+    if "DEVICE" in values:
+        from cirlib.utils import resolve_device
+        from cirlib.utils.device import device_hint
+
+        dev = values["DEVICE"].strip().lower()
+        if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            close = device_hint(dev)
+            raise _bad("DEVICE", values["DEVICE"], NOTEBOOK_PARAMETERS["DEVICE"][1],
+                       f"; did you mean {close!r}?" if close else "")
+        try:
+            resolve_device(values["DEVICE"], context="notebook")
+        except ValueError as exc:
+            raise NotebookParameterError(f"notebook parameter DEVICE: {exc}") from None
+    data = values.get("DATA", "synthetic")
+    root = values.get("DATA_ROOT") or ""
     if data != "synthetic":
-        if not data_root:
-            raise ValueError(f"DATA={data!r} needs DATA_ROOT, the folder that holds the dataset.")
-        if not Path(data_root).exists():
-            raise FileNotFoundError(
-                f"DATA_ROOT={data_root!r} does not exist. See README, 'Paper scale', for the expected layout."
+        if not root:
+            raise NotebookParameterError(
+                f"notebook parameter DATA={data!r} needs DATA_ROOT, the folder that holds the dataset."
             )
-    if epochs is not None and epochs < 0:
-        raise ValueError(f"EPOCHS={epochs} must be >= 0 (0 keeps the notebook's budget).")
+        if not Path(root).exists():
+            raise NotebookParameterError(
+                f"notebook parameter DATA_ROOT={root!r} does not exist. See README, 'Paper scale', for the "
+                "expected layout."
+            )

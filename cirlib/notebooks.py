@@ -32,7 +32,8 @@ from cirlib.utils.io import atomic_write_json
 
 KERNEL_NAME = "python3"
 #: Parameters every notebook declares in its ``parameters`` cell (DESIGN section 7).
-COMMON_PARAMETERS = ("FAST", "SEED", "DEVICE", "DATA", "DATA_ROOT", "EPOCHS", "INTERACTIVE", "OUTPUT_DIR")
+COMMON_PARAMETERS = ("FAST", "SEED", "DEVICE", "DATA", "DATA_ROOT", "EPOCHS", "INTERACTIVE", "OUTPUT_DIR",
+                     "PRETRAINED", "VAL_SPLIT")
 #: The tiny CI run that nbval executes.
 FAST_PARAMETERS: dict[str, Any] = {"FAST": True, "INTERACTIVE": False, "DEVICE": "cpu", "SEED": 0}
 #: The ``make demo`` run: meaningful budgets, one seed, no widgets.
@@ -107,6 +108,10 @@ def check_parameters(path: str | os.PathLike, parameters: dict[str, Any]) -> Non
             )
 
 
+class NotebookExecutionError(RuntimeError):
+    """A cell raised while papermill ran a notebook; the message is one line with the cell's error."""
+
+
 def run_notebook(
     source: str | os.PathLike,
     output: str | os.PathLike,
@@ -135,17 +140,24 @@ def run_notebook(
     check_parameters(source, parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    papermill.execute_notebook(
-        str(source),
-        str(output),
-        parameters=parameters,
-        kernel_name=KERNEL_NAME,
-        language="python",
-        cwd=str(cwd or source.parent),
-        prepare_only=prepare_only,
-        execution_timeout=timeout,
-        progress_bar=False,
-    )
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(output),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            language="python",
+            cwd=str(cwd or source.parent),
+            prepare_only=prepare_only,
+            execution_timeout=timeout,
+            progress_bar=False,
+        )
+    except papermill.PapermillExecutionError as exc:
+        # papermill's message repeats the cell's whole traceback; the error itself is its last line.
+        message = next((line for line in str(exc.evalue).splitlines() if line.strip()), "")
+        raise NotebookExecutionError(
+            f"{source.name}, cell {exc.exec_count}: {exc.ename}: {message} (traceback in the executed copy {output})"
+        ) from None
     return time.perf_counter() - start
 
 
@@ -403,7 +415,12 @@ def _solution_stub(source: str) -> str:
 def _parse_yaml_parameters(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
-    value = yaml.safe_load(text)
+    from cirlib.config import load_yaml
+
+    try:
+        value = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"-y {text!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(value, dict):
         raise ValueError(f"-y expects a YAML mapping such as '{{FAST: true, EPOCHS: 2}}', got {text!r}")
     return value

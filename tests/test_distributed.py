@@ -47,6 +47,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count('"maxboxacc_v2"') == 1, "only rank 0 prints the summary"
+    assert "find_unused_parameters" not in proc.stderr, "DDP searched for unused parameters and warned"
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "final.pt", "last.pt", "metrics.json"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["status"] == "completed"

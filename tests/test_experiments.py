@@ -54,19 +54,24 @@ def test_notebook_parameter_checks(tmp_path):
     validate_notebook_parameters("synthetic", "", "cpu", 0)
     with pytest.raises(ValueError, match="did you mean 'cub'"):
         validate_notebook_parameters("cubb", "", "cpu")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ValueError, match="DATA_ROOT=.* does not exist"):
         validate_notebook_parameters("cub", str(tmp_path / "missing"), "cpu")
     with pytest.raises(ValueError, match="EPOCHS"):
         validate_notebook_parameters("synthetic", "", "cpu", -1)
 
 
-def test_train_once_then_reuse_and_refuse_stale_data(tmp_path):
+def test_train_once_then_reuse_and_refuse_stale_data(tmp_path, capsys):
     cfg = experiment_config("cam", fast=True, output_dir=tmp_path, device="cpu")
     first = train_or_load(cfg, progress=False)
     assert not first.reused
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[cirlib]")]
+    # One line saying what happens; no "--resume: no checkpoint" the notebook user never asked for.
+    assert said[0] == f"[cirlib] training {cfg.name} in {first.output_dir} (under a minute)"
+    assert not any("resume" in line for line in said)
     assert (first.output_dir / "data_fingerprint.txt").read_text().strip() == dataset_fingerprint(cfg)
     second = train_or_load(cfg, progress=False)
     assert second.reused
+    assert capsys.readouterr().out.startswith(f"[cirlib] loading {first.output_dir / 'final.pt'}")
     assert second.metrics["maxboxacc_v2"] == first.metrics["maxboxacc_v2"]
 
     other = experiment_config("cam", fast=True, output_dir=tmp_path, device="cpu")

@@ -208,15 +208,22 @@ def test_repository_notebooks_are_stripped():
     assert nbtools.check_stripped(NOTEBOOKS_DIR) == []
 
 
-def test_bad_data_value_fails_in_papermill_with_a_suggestion(tmp_path):
-    """A real headless run: the validation cell stops ``DATA="cubb"`` before any work is done."""
-    papermill = pytest.importorskip("papermill")
+def test_bad_data_value_fails_in_papermill_with_a_suggestion(tmp_path, capsys):
+    """A real headless run: the validation cell stops ``DATA="cubb"`` before any work is done, and
+    ``cirlib notebook run`` reports it once, in one line (not papermill's traceback, twice)."""
+    pytest.importorskip("papermill")
+    from cirlib.cli import main
+
     source = NOTEBOOKS_DIR / "01_cam_baseline.ipynb"
     if not source.exists():
         pytest.skip("notebook 01 is not there")
-    with pytest.raises(papermill.PapermillExecutionError, match="did you mean 'cub'"):
-        nbtools.run_notebook(source, tmp_path / "out.ipynb", {"DATA": "cubb", "INTERACTIVE": False,
-                                                              "OUTPUT_DIR": str(tmp_path / "runs")}, timeout=120)
+    out = tmp_path / "out.ipynb"
+    code = main(["notebook", "run", str(source), str(out), "-y",
+                 f"{{DATA: cubb, INTERACTIVE: false, OUTPUT_DIR: {tmp_path / 'runs'}}}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "did you mean 'cub'" in err and "DATA='cubb'" in err and err.count("NotebookParameterError") == 1
+    assert "Traceback" not in err and out.is_file()  # the executed copy keeps the traceback
     assert not (tmp_path / "runs").exists()  # nothing was trained or written
 
 

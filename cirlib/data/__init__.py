@@ -5,7 +5,7 @@ them by name and :func:`build_loader` batches them with :func:`collate_wsol`.
 """
 
 from cirlib.data.builders import DATASET_NAMES, build_dataset, build_loader, collate_wsol
-from cirlib.data.errors import BoxOutsideImageError, DatasetFormatError, ImageDecodeError
+from cirlib.data.errors import BoxOutsideImageError, DatasetFormatError, ImageDecodeError, SplitNotAvailableError
 from cirlib.data.real import CUBDataset, WSOLMetadataDataset
 from cirlib.data.synthetic import DEFAULT_SPLIT_SIZES, SyntheticSpec, SyntheticWSOL, class_colors
 from cirlib.data.transforms import (
@@ -19,6 +19,7 @@ from cirlib.data.transforms import (
 )
 
 __all__ = [
+    "SplitNotAvailableError",
     "BoxOutsideImageError",
     "CUBDataset",
     "DATASET_NAMES",

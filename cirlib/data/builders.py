@@ -82,8 +82,9 @@ def build_dataset(
     layout = CUB_LAYOUT if key == "cub" else METADATA_LAYOUT
     if root is None or not Path(root).is_dir():
         raise FileNotFoundError(
-            f"Dataset {key!r}: root {str(root)!r} does not exist. Pass the dataset folder (DATA root). "
-            f"Expected layout:\n{layout}" + ("" if key == "ilsvrc" else f"\nor the wsolevaluation layout:\n{METADATA_LAYOUT}")
+            f"Dataset {key!r}: data.root={str(root)!r} is not a folder. Set data.root (DATA_ROOT in a notebook) "
+            "to the dataset folder (see README, 'Paper scale'). Expected layout:\n"
+            f"{layout}" + ("" if key == "ilsvrc" else f"\nor the wsolevaluation layout:\n{METADATA_LAYOUT}")
         )
     root = Path(root)
     if "transform" not in kwargs:
@@ -97,13 +98,23 @@ def build_dataset(
     metadata_root = kwargs.pop("metadata_root", None)
     if key == "cub" and metadata_root is None and (root / "images.txt").is_file():
         return CUBDataset(root, split=split, **kwargs)
-    if metadata_root is None:
-        metadata_root = root / "metadata"
-    if not Path(metadata_root).is_dir():
+    if metadata_root is not None and not Path(metadata_root).is_dir():
         raise FileNotFoundError(
-            f"Dataset {key!r}: {root} has neither images.txt (official CUB layout) nor a metadata folder "
-            f"{metadata_root}. Expected layout:\n{layout}"
+            f"Dataset {key!r}: data.options.metadata_root={str(metadata_root)!r} is not a folder. Point it at "
+            "wsolevaluation's metadata/ folder (the one holding CUB/ or ILSVRC/). Expected layout:\n"
+            f"{METADATA_LAYOUT}"
         )
+    if metadata_root is None:
+        tried = [root / "metadata", root.parent / "metadata"]
+        metadata_root = next((m for m in tried if m.is_dir()), None)
+        if metadata_root is None:
+            official = " neither images.txt (the official CUB layout) nor" if key == "cub" else ""
+            raise FileNotFoundError(
+                f"Dataset {key!r}: data.root={str(root)!r} has{official} a metadata folder (tried "
+                f"{', '.join(str(m) for m in tried)}). Set data.root to the dataset folder, or "
+                "data.options.metadata_root to wsolevaluation's metadata/ folder. Expected layout:\n"
+                f"{layout}"
+            )
     return WSOLMetadataDataset(root, metadata_root, dataset="CUB" if key == "cub" else "ILSVRC", split=split, **kwargs)
 
 

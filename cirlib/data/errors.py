@@ -39,7 +39,7 @@ class DatasetFormatError(ValueError):
         where = f"{self.path}" + (f", line {line}" if line is not None else "")
         detail = f"{where}: {message}"
         if text is not None:
-            detail += f"\n  offending text: {text!r}"
+            detail += f" (offending text: {text!r})"
         super().__init__(detail)
 
 
@@ -49,3 +49,7 @@ class ImageDecodeError(OSError):
 
 class BoxOutsideImageError(DatasetFormatError):
     """A ground-truth box does not fit inside its image."""
+
+
+class SplitNotAvailableError(ValueError):
+    """The dataset's layout has no such split (the official CUB-200-2011 archive has no ``val``)."""

@@ -32,6 +32,7 @@ from cirlib.data.errors import (
     BoxOutsideImageError,
     DatasetFormatError,
     ImageDecodeError,
+    SplitNotAvailableError,
 )
 from cirlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, WSOLTransform, apply_transform, build_transforms
 
@@ -84,6 +85,17 @@ def _number(path: Path, number: int, text: str, value: str, kind: type, what: st
         return result
     except ValueError:
         raise DatasetFormatError(path, number, f"{what} {value!r} is not a valid {kind.__name__}", text) from None
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """``(W, H)`` from the image header, without decoding the pixels (fast), or a one-line error."""
+    if not path.is_file():
+        raise FileNotFoundError(f"Image file {path} is listed in the metadata but does not exist.")
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(f"Cannot decode image {path}: {exc}. Re-download or remove it from the metadata.") from exc
 
 
 def _open_rgb(path: Path) -> Image.Image:
@@ -169,6 +181,36 @@ class _WSOLImageDataset(Dataset):
         image = torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
         return image, self._check_boxes(rec, width, height)
 
+    def check_files(self, indices: Sequence[int] | None = None) -> int:
+        """Check before training that the images exist, have readable headers and hold their boxes.
+
+        Reads only each file's header (size), so a whole CUB split takes seconds; the pixels are
+        decoded when the item is loaded (a truncated file is reported then, naming the file).
+
+        Args:
+            indices: items to check (default: all).
+
+        Returns:
+            The number of images checked.
+
+        Raises:
+            FileNotFoundError, ImageDecodeError, DatasetFormatError, BoxOutsideImageError: naming
+                the file (and the metadata line).
+        """
+        chosen = range(len(self.records)) if indices is None else indices
+        count = 0
+        for index in chosen:
+            rec = self.records[index]
+            width, height = _image_size(self.image_root / rec.image_id)
+            if rec.size is not None and rec.size != (width, height):
+                path, line = rec.size_source  # type: ignore[misc]
+                raise DatasetFormatError(
+                    path, line, f"image {rec.image_id!r} is {width}x{height} on disk but the metadata says {rec.size[0]}x{rec.size[1]}"
+                )
+            self._check_boxes(rec, width, height)
+            count += 1
+        return count
+
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]
         image, boxes = self.load_image(index)
@@ -209,9 +251,10 @@ class CUBDataset(_WSOLImageDataset):
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
         if split not in ("train", "test"):
-            raise ValueError(
-                f"CUBDataset: split={split!r}; the official CUB-200-2011 archive has only 'train' and 'test'. "
-                "For wsolevaluation's 'val' split use WSOLMetadataDataset(..., dataset='CUB', split='val')."
+            raise SplitNotAvailableError(
+                f"split {split!r}: the official CUB-200-2011 layout at {root} has only 'train' and 'test'. "
+                "wsolevaluation's CUB 'val' split is a separate set of images: get its metadata/ folder and "
+                "set data.options.metadata_root (see README, 'Paper scale')."
             )
         self.root = Path(root)
         if not self.root.is_dir():
@@ -408,10 +451,28 @@ class WSOLMetadataDataset(_WSOLImageDataset):
             raise DatasetFormatError(ids_path, None, "no image ids listed")
 
         first = self.records[0].image_id
-        self.image_root = self.data_root
-        if not (self.data_root / first).exists() and (self.data_root / key / first).exists():
-            self.image_root = self.data_root / key
+        roots = self.image_root_candidates(self.data_root, key)
+        found = next((r for r in roots if (r / first).is_file()), None)
+        if found is None:
+            raise FileNotFoundError(
+                f"{key} {split}: the first image id {first!r} ({ids_path}, line {id_lines[first]}) is not under "
+                f"data.root={str(self.data_root)!r}: tried {', '.join(str(r) for r in roots)}. Set data.root "
+                "to the folder the image ids are relative to (see README, 'Paper scale')."
+            )
+        self.image_root = found
         self.class_names = self._guess_class_names()
+
+    @staticmethod
+    def image_root_candidates(data_root: Path, dataset: str) -> list[Path]:
+        """Folders the image ids may be relative to, in the order tried.
+
+        ``data_root`` itself, ``data_root/<DATASET>``, and the usual extracted archives beside
+        ``metadata/``: ``data_root/images``, ``data_root/CUB_200_2011/images`` (CUB).
+        """
+        roots = [data_root, data_root / dataset, data_root / "images", data_root / dataset / "images"]
+        if dataset == "CUB":
+            roots += [data_root / "CUB_200_2011" / "images", data_root / dataset / "CUB_200_2011" / "images"]
+        return roots
 
     def _guess_class_names(self) -> list[str]:
         """Class names from the image folders (``001.Black_footed_Albatross/...``, ``train/n01440764/...``)."""

@@ -39,6 +39,8 @@ from cirlib.config import ExperimentConfig, config_to_dict, save_config
 from cirlib.engine.checkpoint import (
     CHECKPOINT_FORMAT,
     capture_rng_state,
+    check_same_model,
+    load_model_state,
     read_checkpoint,
     restore_rng_state,
 )
@@ -60,6 +62,7 @@ from cirlib.utils import atomic_torch_save, atomic_write_json, resolve_device, s
 from cirlib.utils.memory import keep_freed_cpu_memory
 
 __all__ = [
+    "DataSplitError",
     "NonFiniteLossError",
     "RunResult",
     "Trainer",
@@ -67,7 +70,9 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "build_train_loader",
+    "check_output_dir",
     "fit",
+    "prepare_split",
 ]
 
 
@@ -80,7 +85,7 @@ class RunResult:
     """What a training run returns.
 
     Attributes:
-        output_dir: the run folder (``config.yaml``, ``last.pt``, ``best.pt``, ``final.pt``,
+        output_dir: the run folder (``config.yaml``, ``last.pt``, ``final.pt``, ``best.pt`` with a val split,
             ``metrics.json``).
         history: one dict per epoch (``epoch``, ``lr``, ``train`` stats, ``val`` metrics, ``time_s``).
         test: metrics of the final model on ``eval.split`` (None when not evaluated).
@@ -254,7 +259,7 @@ class Trainer:
             self.loss_module = nn.parallel.DistributedDataParallel(
                 self.loss_module,
                 device_ids=[self.device.index if self.device.index is not None else 0] if self.on_cuda else None,
-                find_unused_parameters=self.tcfg.find_unused_parameters,
+                find_unused_parameters=_find_unused(self.model, self.tcfg.find_unused_parameters),
             )
         self.epoch = 0  # index of the epoch in progress
         self.step_in_epoch = 0  # batches of the current epoch already trained on
@@ -277,6 +282,7 @@ class Trainer:
             "config": config_to_dict(self.config),
             "num_classes": int(getattr(self.model, "num_classes", 0)),
             "method": getattr(self.model, "method", None),
+            "model_options": getattr(self.model, "resolved_options", None),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -323,9 +329,9 @@ class Trainer:
             self.last_checkpoint = path
         return path
 
-    def load_state(self, ckpt: dict) -> None:
+    def load_state(self, ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint`."""
-        self.model.load_state_dict(ckpt["model"])
+        load_model_state(self.model, ckpt["model"], path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.epoch = int(ckpt["epoch"])
@@ -345,15 +351,8 @@ class Trainer:
         if path is None or not path.is_file():
             return False
         ckpt = read_checkpoint(path, map_location=self.device)
-        stored = ckpt.get("config", {}).get("model", {})
-        current = config_to_dict(self.config)["model"]
-        for key in ("method", "arch"):
-            if stored.get(key) != current.get(key):
-                raise ValueError(
-                    f"Cannot resume from {path}: it was trained with model.{key}={stored.get(key)!r} but the "
-                    f"config says {current.get(key)!r}. Use another output_dir or drop --resume."
-                )
-        self.load_state(ckpt)
+        check_same_model(ckpt, self.config, self.model, path)
+        self.load_state(ckpt, path)
         self.last_checkpoint = path
         self._log(
             f"Resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}/{self.steps_per_epoch} "
@@ -521,13 +520,19 @@ class Trainer:
             desc=desc,
         )
 
-    def fit(self, resume: bool = False) -> RunResult:
-        """Train for ``train.epochs`` epochs (from the last checkpoint with ``resume=True``)."""
+    def fit(self, resume: bool = False, final_status: str = "completed") -> RunResult:
+        """Train for ``train.epochs`` epochs (from the last checkpoint with ``resume=True``).
+
+        With ``resume=True`` the checkpoint is checked against this model first (see
+        :func:`cirlib.engine.checkpoint.check_same_model`); nothing, ``config.yaml`` included, is
+        written before that check passes. ``final_status`` is what ``metrics.json`` says at the end
+        (:func:`fit` passes ``"evaluating"`` and writes ``"completed"`` once the test split is scored).
+        """
+        if resume and not self.resume():
+            self._log(f"resume asked for but there is no checkpoint in {self.output_dir}; starting from scratch.")
         if self.write and self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.output_dir / "config.yaml")
-        if resume and not self.resume():
-            self._log(f"--resume: no checkpoint in {self.output_dir}; starting from scratch.")
         barrier()
         while self.epoch < self.tcfg.epochs:
             start = time.perf_counter()
@@ -565,7 +570,7 @@ class Trainer:
                 msg += f", val top-1 {val['top1']:.1f}, MaxBoxAccV2 {val.get('maxboxacc_v2', float('nan')):.1f}"
             self._log(msg)
         self.save_checkpoint("final.pt", kind="final")
-        path = self._write_metrics("completed")
+        path = self._write_metrics(final_status)
         return RunResult(
             output_dir=self.output_dir, history=self.history, best=self.best, metrics_path=path, model=self.model
         )
@@ -602,6 +607,100 @@ def _num_classes(dataset) -> int:
     return int(_base_dataset(dataset).num_classes)
 
 
+class DataSplitError(ValueError):
+    """A split the run needs cannot be built or read; the message names the config key and the file."""
+
+
+#: Training splits larger than this are checked on this many evenly spaced images (ILSVRC's 1.28
+#: million headers would take minutes); evaluation splits are always checked completely.
+TRAIN_FILE_CHECK_LIMIT = 20_000
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Check, without writing anything, that the run folder can be created and written.
+
+    Raises:
+        ConfigError: ``output_dir`` is a file, or its nearest existing parent is not writable.
+    """
+    from cirlib.config import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output_dir={str(path)!r} is a file, not a folder. Choose a folder: --set output_dir=DIR.")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(
+            f"output_dir={str(path)!r} cannot be created: {probe} is a file. Choose another: --set output_dir=DIR."
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"output_dir={str(path)!r} is not writable ({probe} does not allow writing). "
+            "Choose a folder you can write to: --set output_dir=DIR."
+        )
+    return path
+
+
+def _base_and_indices(dataset) -> tuple[Any, list[int]]:
+    if isinstance(dataset, Subset):
+        return dataset.dataset, list(dataset.indices)
+    return dataset, list(range(len(dataset)))
+
+
+def prepare_split(config: ExperimentConfig, split: str, key: str, train: bool = False, log=None):
+    """Build one split the run will use and check it before any training step.
+
+    The metadata is parsed, the split must not be empty (after ``data.train_limit`` /
+    ``data.eval_limit``), and for real datasets every image's header is read and its boxes checked
+    against its size (a training split above :data:`TRAIN_FILE_CHECK_LIMIT` images on a sample).
+
+    Args:
+        config: the experiment.
+        split: ``train``, ``val`` or ``test``.
+        key: the config key that chose the split (``eval.split``), named in errors.
+        train: apply ``data.train_limit`` instead of ``data.eval_limit``.
+        log: called with a notice when only a sample is checked.
+
+    Raises:
+        DataSplitError: naming ``key``, the split and the file (one line).
+        SplitNotAvailableError: the layout has no such split (the caller decides).
+    """
+    from cirlib.data import SplitNotAvailableError
+
+    where = f"{key}={split!r}" if key != "data.root" else f"the {split!r} split"
+    try:
+        dataset = _build_data(config, split, train=train)
+    except SplitNotAvailableError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise DataSplitError(f"{where}: {exc}") from exc
+    if len(dataset) == 0:
+        raise DataSplitError(f"{where}: the {split!r} split is empty; check data.root and the split's metadata.")
+    base, indices = _base_and_indices(dataset)
+    if hasattr(base, "check_files"):
+        if train and len(indices) > TRAIN_FILE_CHECK_LIMIT:
+            step = len(indices) / TRAIN_FILE_CHECK_LIMIT
+            indices = [indices[int(k * step)] for k in range(TRAIN_FILE_CHECK_LIMIT)]
+            if log is not None:
+                log(f"checking {len(indices)} of the {len(dataset)} training images before training (all of val/test).")
+        try:
+            base.check_files(indices)
+        except (OSError, ValueError) as exc:
+            raise DataSplitError(f"{where}: {exc}") from exc
+    return dataset
+
+
+def _find_unused(model: nn.Module, asked: bool) -> bool:
+    """DDP's ``find_unused_parameters``: only when asked *and* the model may leave parameters unused.
+
+    Searching costs a graph traversal per step and, when nothing is unused, makes DDP warn on every
+    run; models say whether some parameters can miss a step (``may_skip_parameters``).
+    """
+    skip = getattr(model, "may_skip_parameters", True)
+    return bool(asked and (skip() if callable(skip) else skip))
+
+
 def fit(config: ExperimentConfig, resume: bool = False, progress: bool = True) -> RunResult:
     """Train and evaluate one experiment described by ``config``.
 
@@ -609,6 +708,13 @@ def fit(config: ExperimentConfig, resume: bool = False, progress: bool = True) -
     seeded loaders and a :class:`Trainer`; trains (validating on ``eval.val_split`` to keep
     ``best.pt``), evaluates the final model on ``eval.split`` and writes ``metrics.json``. Under
     ``torchrun`` it runs DDP (gloo on the CPU, nccl on CUDA); only rank 0 writes.
+
+    Fails early: the output folder, and every split the run uses (train, ``eval.val_split``,
+    ``eval.split``), are built and checked before the first step (see :func:`prepare_split`).
+    On the official CUB-200-2011 layout, which has no ``val`` split, ``eval.val_split=val`` falls back
+    to no validation with a logged notice (``best.pt`` is then not written). ``metrics.json`` says
+    ``"completed"`` only once the final evaluation is written; a failed evaluation is recorded as
+    ``"failed: evaluation"`` with the error.
 
     Args:
         config: the experiment (see :mod:`cirlib.config`).
@@ -618,17 +724,39 @@ def fit(config: ExperimentConfig, resume: bool = False, progress: bool = True) -
     Returns:
         A :class:`RunResult` (the same numbers on every rank).
     """
+    from cirlib.data import SplitNotAvailableError
+
     config.validate()
     device = resolve_device(config.device)
+    output_dir = check_output_dir(config.resolved_output_dir())
     created_group = init_distributed(device.type)
+
+    def log(message: str) -> None:
+        if is_main_process():
+            tqdm.write(f"[cirlib] {message}")
+
     try:
         if is_distributed() and device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         seed_everything(config.seed)
-        train_set = _build_data(config, "train", train=True)
+        train_set = prepare_split(config, "train", "data.root", train=True, log=log)
         if hasattr(_base_dataset(train_set), "set_augmentation_seed"):
             # crops and flips from (seed, epoch, image): the same whatever the rank or worker reading it
             _base_dataset(train_set).set_augmentation_seed(config.seed)
+        # Building the evaluation splits early must not move the random streams the training uses.
+        rng_before = capture_rng_state()
+        val_set = None
+        if config.eval.val_split is not None and config.train.eval_every > 0:
+            try:
+                val_set = prepare_split(config, config.eval.val_split, "eval.val_split")
+            except SplitNotAvailableError as exc:
+                log(f"eval.val_split={config.eval.val_split!r} is not available, so training runs without "
+                    f"validation and writes no best.pt (eval.val_split=null silences this): {exc}")
+        try:
+            test_set = prepare_split(config, config.eval.split, "eval.split")
+        except SplitNotAvailableError as exc:
+            raise DataSplitError(f"eval.split={config.eval.split!r}: {exc}") from exc
+        restore_rng_state(rng_before)
         num_classes = config.model.num_classes or _num_classes(train_set)
         model = _build_model(config, num_classes)
         # Each rank draws its own hiding masks; the data order is seeded separately.
@@ -639,17 +767,19 @@ def fit(config: ExperimentConfig, resume: bool = False, progress: bool = True) -
             pin_memory=pin,
         )
         val_loader = None
-        if config.eval.val_split is not None and config.train.eval_every > 0:
-            val_set = _build_data(config, config.eval.val_split, train=False)
+        if val_set is not None:
             val_loader = build_eval_loader(val_set, config.data.eval_batch_size, config.data.num_workers, pin)
+        test_loader = build_eval_loader(test_set, config.data.eval_batch_size, config.data.num_workers, pin)
         trainer = Trainer(
-            model, train_loader, config, val_loader=val_loader, output_dir=config.resolved_output_dir(),
+            model, train_loader, config, val_loader=val_loader, output_dir=output_dir,
             device=device, progress=progress,
         )
-        result = trainer.fit(resume=resume)
-        test_set = _build_data(config, config.eval.split, train=False)
-        test_loader = build_eval_loader(test_set, config.data.eval_batch_size, config.data.num_workers, pin)
-        result.test = trainer.evaluate(test_loader, desc=config.eval.split)
+        result = trainer.fit(resume=resume, final_status="evaluating")
+        try:
+            result.test = trainer.evaluate(test_loader, desc=config.eval.split)
+        except Exception as exc:
+            trainer._write_metrics("failed: evaluation", extra={"error": f"{type(exc).__name__}: {exc}"})
+            raise
         result.metrics_path = trainer._write_metrics("completed", test=result.test)
         t = result.test
         trainer._log(

@@ -193,4 +193,43 @@ def build_model(
         model.method = method
     except AttributeError:
         pass
+    try:  # what `--resume` compares and checkpoints store: every option, defaults included
+        model.resolved_options = resolved_model_options(cls, arch, backbone_kw, method_kw)
+    except AttributeError:
+        pass
     return model
+
+
+def _defaults(fn, given: dict[str, Any], skip: int) -> dict[str, Any]:
+    """``given`` completed with the keyword defaults of ``fn`` (its first ``skip`` parameters left out)."""
+    out = {}
+    for p in list(inspect.signature(fn).parameters.values())[skip:]:
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty:
+            out[p.name] = p.default
+    out.update(given)
+    return out
+
+
+def resolved_model_options(cls: type, arch: str, backbone_kw: dict[str, Any], method_kw: dict[str, Any]) -> dict:
+    """The options a model was really built with: the method's and backbone's defaults plus the given ones.
+
+    Two configs that build the same model (``{}`` and ``{fusion_weight: 1.0}`` when 1.0 is the
+    default) resolve to the same dict, so resuming compares models, not spellings.
+    """
+    from cirlib.models.backbones import _BUILDERS
+
+    return {
+        "method": _plain(_defaults(cls.__init__, method_kw, skip=3)),
+        "backbone": _plain(_defaults(_BUILDERS[arch], backbone_kw, skip=0)),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists (as YAML and checkpoints store them), recursively, for comparisons."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)  # checkpoints load weights-only: keep them free of arbitrary objects

@@ -37,9 +37,14 @@ class WSOLModel(nn.Module):
 
     Attributes:
         method: the registry name of the method (set by subclasses / ``build_model``).
+        may_skip_parameters: whether a training step can leave some parameters without a gradient
+            (then DDP must search for them, ``find_unused_parameters``). Every cirlib method uses
+            all its parameters in every step (``tests/test_cli_errors.py`` checks it), so DDP does
+            not search and does not warn; a subclass with branch-only layers sets it to True.
     """
 
     method: str = "base"
+    may_skip_parameters: bool = False
 
     def __init__(self, backbone: nn.Module, num_classes: int) -> None:
         super().__init__()

@@ -1,29 +1,109 @@
-"""Atomic writes: a file is either the old version or the complete new one, never half."""
+"""Atomic writes: a file is either the old version or the complete new one, never half.
+
+A write goes to a temporary file in the target's folder, is flushed to disk and renamed over the
+target. The temporary file gets the mode an ordinary ``open()`` would give (``0o666`` minus the
+umask, typically ``0o644``), not ``mkstemp``'s private ``0o600``. When the write fails (disk full,
+quota, permission), the temporary file is removed, the old file stays as it was, and the error
+raised is :class:`AtomicWriteError` naming the file and the *first* cause: ``torch.save`` tends to
+follow an ``ENOSPC`` with its own misleading "unexpected pos" error, which must not hide it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import torch
 
+__all__ = ["AtomicWriteError", "atomic_torch_save", "atomic_write_json", "atomic_write_text", "default_file_mode"]
+
+_UMASK_LOCK = threading.Lock()
+
+
+class AtomicWriteError(OSError):
+    """Writing a file failed; the previous version of the file (if any) is unchanged."""
+
+
+def default_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file here: ``0o666`` minus the process umask."""
+    with _UMASK_LOCK:  # the only portable way to read the umask is to set it and put it back
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+class _FirstErrorWriter:
+    """A binary file wrapper that remembers the first ``OSError`` raised by ``write``."""
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self._handle.write(data)
+        except OSError as exc:
+            if self.error is None:
+                self.error = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._handle.flush()
+        except OSError as exc:
+            if self.error is None:
+                self.error = exc
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
+
+
+def _open_temp(fd: int):
+    """The binary handle a write goes through (a seam for tests that simulate a full disk)."""
+    return os.fdopen(fd, "wb")
+
 
 def _atomic_replace(path: Path, write) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise AtomicWriteError(
+            f"Cannot write {path}: {exc.strerror or exc} (folder {path.parent}). Choose a writable folder."
+        ) from exc
+    writer = None
+    try:
+        handle = _open_temp(fd)
+        writer = _FirstErrorWriter(handle)
+        try:
+            write(writer)
+            writer.flush()
             os.fsync(handle.fileno())
+        finally:
+            try:
+                handle.close()
+            except OSError as exc:
+                if writer.error is None:
+                    writer.error = exc
+        if writer.error is not None:  # a write failed but the caller carried on (or raised its own error)
+            raise writer.error
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        cause = writer.error if writer is not None and writer.error is not None else exc
+        if isinstance(cause, OSError):
+            old = "the previous file is unchanged" if path.exists() else "nothing was written"
+            raise AtomicWriteError(
+                f"Cannot write {path}: {cause.strerror or cause} ({old}). Free space or choose another folder."
+            ) from cause
         raise
     return path
 

@@ -1,41 +1,165 @@
-"""Cost of one training step (64 images) per method, single-threaded: the relative compute of the variants.
+"""Cost of one training step per method relative to CAM, measured as a ratio in one run.
 
-    python benchmarks/step_cost.py [IMAGE_SIZE=64] [WIDTH=8]
+    python benchmarks/step_cost.py                       # make results budget: small_cnn width 16, 64 px, batch 64
+    python benchmarks/step_cost.py --arch resnet50 --size 112 --batch 8 --reps 5
+    python benchmarks/step_cost.py --profile             # + torch.profiler table of the full step
 
-Prints seconds per step for ``cam``, ``complementary`` (two branches) and ``full`` (two branches,
-CAAM, SSAM and the stitched fusion loss's third, full-image pass), mean of 3 steps after 1 warm-up.
+One thread (``torch.set_num_threads(1)``, as ``make results`` trains). A step is what
+:class:`cirlib.engine.Trainer` does per batch: ``training_loss``, ``zero_grad``, ``backward``,
+SGD ``step``. The methods' steps are **interleaved** (cam, has, complementary, full, cam, ...)
+for ``--reps`` rounds after one warm-up round, so a load change on the shared machine hits all of
+them alike (within a round each method runs one untimed step, then the timed one, so no method is
+timed on caches another model just filled); each step is timed by the process's CPU time (load-independent: time the scheduler
+gave to other processes does not count; also reported: wall time). The ratio printed is the
+median over rounds of ``step(method) / step(cam)`` within the round.
+
+The full method does three backbone passes (the two complementary images, batched as one pass of
+2B, and the full image) plus CAAM and SSAM on the two branches: about 3x plus the attention's own
+cost, which depends on the backbone (CAAM costs :math:`C^2 N` per image: 64 channels at 16x16
+positions for ``small_cnn``, 2048 at 7x7-14x14 for ResNet50).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import statistics
 import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+METHODS = ("cam", "has", "complementary", "full")
+#: Options of the attention variants in the make results budget (cirlib.experiments.METHOD_OPTIONS).
+ATTENTION_OPTIONS = {"attention_at": "late", "cam_from": "backbone"}
 
 
-def main(size: int = 64, width: int = 8) -> dict[str, float]:
+def build(method: str, arch: str, size: int, num_classes: int, width: int | None):
     import torch
 
+    from cirlib.config import TrainConfig
+    from cirlib.engine.trainer import build_optimizer
     from cirlib.methods import build_model
 
-    torch.set_num_threads(1)
+    options = dict(ATTENTION_OPTIONS) if method not in ("cam", "has", "complementary") else {}
+    if arch == "small_cnn" and width:
+        options["width"] = width
     torch.manual_seed(0)
-    x, y = torch.randn(64, 3, size, size), torch.randint(0, 10, (64,))
-    out: dict[str, float] = {}
-    for method in ("cam", "has", "complementary", "full"):
-        model = build_model(method, "small_cnn", 10, width=width)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        for i in range(4):
-            if i == 1:
-                start = time.perf_counter()
-            loss = model.training_loss(x, y)["loss"]
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        out[method] = (time.perf_counter() - start) / 3
-        print(f"{method:14s} {size} px width {width}: {out[method]:.3f} s/step ({out[method] / out['cam']:.2f}x cam)",
-              flush=True)
+    model = build_model(method, arch, num_classes, image_size=size, **options)
+    model.train()
+    return model, build_optimizer(model, TrainConfig(lr=0.02, new_layer_lr_mult=1.0))
+
+
+def measure(arch: str = "small_cnn", size: int = 64, batch: int = 64, width: int | None = 16, reps: int = 7,
+            methods: tuple[str, ...] = METHODS, num_classes: int = 10, log=print) -> dict:
+    """Interleaved per-step CPU and wall times of ``methods``; returns medians and ratios to CAM."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _measure(arch, size, batch, width, reps, methods, num_classes, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(arch: str, size: int, batch: int, width: int | None, reps: int, methods: tuple[str, ...],
+             num_classes: int, log) -> dict:
+    import torch
+
+    from cirlib.utils.memory import keep_freed_cpu_memory
+
+    keep_freed_cpu_memory()  # as cirlib.engine.Trainer does on the CPU
+    torch.manual_seed(0)
+    images, labels = torch.randn(batch, 3, size, size), torch.randint(0, num_classes, (batch,))
+    built = {m: build(m, arch, size, num_classes, width) for m in methods}
+
+    def step(method: str) -> tuple[float, float]:
+        model, opt = built[method]
+        wall, cpu = time.perf_counter(), time.process_time()
+        loss = model.training_loss(images, labels)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return time.process_time() - cpu, time.perf_counter() - wall
+
+    for m in methods:  # warm-up: allocator, oneDNN primitive caches
+        step(m)
+    cpu: dict[str, list[float]] = {m: [] for m in methods}
+    wall: dict[str, list[float]] = {m: [] for m in methods}
+    for r in range(reps):
+        order = methods if r % 2 == 0 else tuple(reversed(methods))  # no method always runs first
+        for m in order:
+            step(m)  # untimed: bring this model's weights and buffers back into the caches
+            c, w = step(m)
+            cpu[m].append(c)
+            wall[m].append(w)
+    out = {"arch": arch, "image_size": size, "batch": batch, "width": width if arch == "small_cnn" else None,
+           "reps": reps, "threads": torch.get_num_threads(), "methods": {}}
+    for m in methods:
+        ratios = [a / b for a, b in zip(cpu[m], cpu["cam"])]
+        wall_ratios = [a / b for a, b in zip(wall[m], wall["cam"])]
+        out["methods"][m] = {
+            "cpu_s": statistics.median(cpu[m]), "wall_s": statistics.median(wall[m]),
+            "ratio_cpu": statistics.median(ratios), "ratio_wall": statistics.median(wall_ratios),
+            "ratio_cpu_min": min(cpu[m]) / min(cpu["cam"]),
+        }
+        e = out["methods"][m]
+        log(f"{m:14s} {arch} {size} px batch {batch}: {e['cpu_s']:.3f} s/step CPU ({e['wall_s']:.3f} s wall)  "
+            f"{e['ratio_cpu']:.2f}x cam (wall {e['ratio_wall']:.2f}x, min/min {e['ratio_cpu_min']:.2f}x)")
     return out
 
 
+def profile_full(arch: str, size: int, batch: int, width: int | None, num_classes: int = 10, rows: int = 25) -> str:
+    """torch.profiler table (self CPU time, grouped by input shape) of two full-method steps."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(1)
+    model, opt = build("full", arch, size, num_classes, width)
+    x, y = torch.randn(batch, 3, size, size), torch.randint(0, num_classes, (batch,))
+
+    def step() -> None:
+        loss = model.training_loss(x, y)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(2):
+            step()
+    return prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", default="small_cnn")
+    parser.add_argument("--size", type=int, default=64, help="image side (default 64)")
+    parser.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--width", type=int, default=16, help="small_cnn width (default 16, the make results budget)")
+    parser.add_argument("--reps", type=int, default=7, help="interleaved rounds after the warm-up (default 7)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--limit", type=float, default=3.2, help="full / cam ratio to check against (default 3.2)")
+    parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table of the full step")
+    parser.add_argument("--json", default=None, help="write the measurements here")
+    args = parser.parse_args(argv)
+    methods = tuple(dict.fromkeys(["cam", *args.methods]))
+    result = measure(args.arch, args.size, args.batch, args.width, args.reps, methods)
+    if args.profile:
+        print(profile_full(args.arch, args.size, args.batch, args.width))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if "full" in result["methods"]:
+        ratio = result["methods"]["full"]["ratio_cpu"]
+        verdict = "<=" if ratio <= args.limit else ">"
+        print(f"full / cam = {ratio:.2f}x {verdict} {args.limit}x ({args.arch}, {args.size} px, batch {args.batch}, "
+              f"1 thread, median of {args.reps} interleaved rounds)")
+    return 0
+
+
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    sys.exit(main())

@@ -194,10 +194,17 @@ def _register_notebook(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=notebooks.main_from_args)
 
 
+def _register_data(sub: argparse._SubParsersAction) -> None:
+    from cirlib.data.export import register
+
+    register(sub)
+
+
 _BUILTIN_SUBCOMMANDS: dict[str, Registrar] = {
     "train": _register_train,
     "evaluate": _register_evaluate,
     "notebook": _register_notebook,
+    "data": _register_data,
 }
 
 #: name -> function adding a subparser; extend with :func:`register_subcommand`.

@@ -281,3 +281,41 @@ def test_attention_features_follow_the_placement(placement, channels):
     maps = model.attention_maps(x)
     assert maps["caam"][0].shape == (B, channels, channels)
     assert maps["ssam"].shape == (B, HW * HW, HW * HW)
+
+
+class _DiscardingFullPass(ComplementaryModel):
+    """The full-image training pass as it was before it skipped the attention: compute F^t, discard it."""
+
+    def _full_training_cam_features(self, images, need_plain):
+        t, plain = self.full_features(images, need_plain=need_plain)
+        return self._cam_features(t, plain)
+
+
+@pytest.mark.parametrize("fusion", ["max", "stitched"])
+def test_full_pass_without_attention_is_bit_for_bit_the_discarding_one(fusion):
+    """Skipping CAAM/SSAM in the third pass (their output was unused) moves no loss, weight or buffer."""
+    models = []
+    for cls in (ComplementaryModel, _DiscardingFullPass):
+        torch.manual_seed(0)
+        backbone = build_backbone("small_cnn", width=4)
+        model = cls(backbone, 5, use_caam=True, use_ssam=True, fusion_loss=fusion, attention_at="late",
+                    cam_from="backbone")
+        with torch.no_grad():  # non-zero scales, so the attention matters for the branches
+            model.caam.gamma.fill_(0.3)
+            model.ssam.beta.fill_(-0.4)
+        model.generator = torch.Generator().manual_seed(1)
+        models.append((model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)))
+    torch.manual_seed(2)
+    x, y = torch.randn(6, 3, 32, 32), torch.randint(0, 5, (6,))
+    for _ in range(3):
+        losses = []
+        for model, opt in models:
+            out = model.training_loss(x, y)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+            losses.append((out["loss"].item(), out["loss_fusion"]))
+        assert losses[0] == losses[1] and losses[0][1] > 0
+    (a, _), (b, _) = models
+    for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(ta, tb), name

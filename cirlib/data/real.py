@@ -108,11 +108,34 @@ def _open_rgb(path: Path) -> Image.Image:
         raise ImageDecodeError(f"Cannot decode image {path}: {exc}. Re-download or remove it from the metadata.") from exc
 
 
+def augmentation_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of item ``index``'s random augmentation in ``epoch`` (a function of the three only)."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
 class _WSOLImageDataset(Dataset):
-    """Shared loading, box checking and transforming for the real datasets."""
+    """Shared loading, box checking and transforming for the real datasets.
+
+    Random augmentation (crop, flip) draws from torch's global generator by default. After
+    :meth:`set_augmentation_seed` it draws, for item ``i`` in epoch ``e`` (:meth:`set_epoch`), from a
+    generator seeded with :func:`augmentation_seed` ``(seed, e, i)``: the crop and flip an image gets
+    then do not depend on which process (``torchrun`` rank) or loader worker reads it, nor on what was
+    read before, so one process with batch ``2B`` sees the same augmented images as two with ``B``,
+    and a resume mid-epoch with workers continues exactly. :func:`cirlib.engine.fit` sets both.
+    """
 
     records: list[_Record]
     image_root: Path
+    augmentation_base_seed: int | None = None
+    epoch: int = 0
+
+    def set_augmentation_seed(self, seed: int | None) -> None:
+        """Seed every item's augmentation from ``(seed, epoch, index)``; ``None``: the global generator."""
+        self.augmentation_base_seed = None if seed is None else int(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the per-item augmentation seeds refer to (see the class docstring)."""
+        self.epoch = int(epoch)
 
     def __init__(self, transform: WSOLTransform | None, train: bool, mean: Sequence[float], std: Sequence[float]) -> None:
         self.mean = tuple(float(m) for m in mean)
@@ -191,7 +214,12 @@ class _WSOLImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]
         image, boxes = self.load_image(index)
-        image, boxes, _ = apply_transform(self.transform, image, boxes, None)
+        if self.augmentation_base_seed is None:
+            image, boxes, _ = apply_transform(self.transform, image, boxes, None)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(augmentation_seed(self.augmentation_base_seed, self.epoch, index))
+                image, boxes, _ = apply_transform(self.transform, image, boxes, None)
         return {"image": image, "label": rec.label, "boxes": boxes, "mask": None, "image_id": rec.image_id}
 
     def denormalize(self, image: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,9 @@ Nothing is lost: ``last.pt`` is written atomically at the end of every epoch and
 run stopped (model, optimizer, scheduler, epoch, step, running statistics, RNG states). The data
 order of epoch ``e`` depends only on ``(seed, e)`` (:class:`ResumableDistributedSampler`), and the
 DataLoader's own generator is reseeded from ``(seed, e)`` at the start of each epoch, so on the
-CPU a resumed run ends with the same numbers as an uninterrupted one. (With ``num_workers > 0``
-and random augmentation, a resume *mid-epoch* re-assigns batches to workers and the augmentation
-draws differ; resumes at an epoch boundary stay exact.)
+CPU a resumed run ends with the same numbers as an uninterrupted one. The real datasets' random
+crops and flips are seeded per image from ``(seed, epoch, index)`` (``set_augmentation_seed``), so
+they do not depend on the loader worker or the ``torchrun`` rank that reads the image either.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from cirlib.engine.distributed import (
 )
 from cirlib.engine.evaluation import evaluate_model, progress_disabled
 from cirlib.utils import atomic_torch_save, atomic_write_json, resolve_device, seed_everything
+from cirlib.utils.memory import keep_freed_cpu_memory
 
 __all__ = [
     "DataSplitError",
@@ -226,6 +227,8 @@ class Trainer:
         self.tcfg = self.config.train
         self.device = resolve_device(device if device is not None else self.config.device)
         self.on_cuda = self.device.type == "cuda"
+        if self.device.type == "cpu":
+            keep_freed_cpu_memory()  # no page faults on every step's large buffers; numbers unchanged
         self.amp = self.tcfg.amp == "bf16" and self.on_cuda
         self.channels_last = self.tcfg.channels_last and self.on_cuda
         self.model = model.to(self.device)
@@ -387,6 +390,9 @@ class Trainer:
         return atomic_write_json(self.output_dir / "metrics.json", payload)
 
     def _start_epoch(self) -> None:
+        dataset = _base_dataset(self.train_loader.dataset)
+        if hasattr(dataset, "set_epoch"):  # per-item augmentation seeds (real datasets)
+            dataset.set_epoch(self.epoch)
         if isinstance(self.sampler, ResumableDistributedSampler):
             self.sampler.set_epoch(self.epoch)
             self.sampler.set_start(self.step_in_epoch * self.train_loader.batch_size)
@@ -590,9 +596,15 @@ def _build_model(config: ExperimentConfig, num_classes: int):
     )
 
 
+def _base_dataset(dataset):
+    """The dataset under any ``Subset`` wrappers."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
 def _num_classes(dataset) -> int:
-    base = dataset.dataset if isinstance(dataset, Subset) else dataset
-    return int(base.num_classes)
+    return int(_base_dataset(dataset).num_classes)
 
 
 class DataSplitError(ValueError):
@@ -728,6 +740,9 @@ def fit(config: ExperimentConfig, resume: bool = False, progress: bool = True) -
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         seed_everything(config.seed)
         train_set = prepare_split(config, "train", "data.root", train=True, log=log)
+        if hasattr(_base_dataset(train_set), "set_augmentation_seed"):
+            # crops and flips from (seed, epoch, image): the same whatever the rank or worker reading it
+            _base_dataset(train_set).set_augmentation_seed(config.seed)
         # Building the evaluation splits early must not move the random streams the training uses.
         rng_before = capture_rng_state()
         val_set = None

@@ -317,6 +317,22 @@ class ComplementaryModel(WSOLModel):
         t = self.backbone.late(self._attend_single(e))
         return t, (self.backbone.late(e) if need_plain else None)
 
+    def _full_training_cam_features(self, images: torch.Tensor, need_plain: bool) -> torch.Tensor:
+        """Features of the full-image (third) training pass that its CAMs are read from.
+
+        With ``cam_from="backbone"`` and the modules after the last block (the defaults), the CAMs
+        come from the backbone's features and the attended features :math:`F^t` of this pass would
+        be thrown away: skip CAAM and SSAM here (they hold no state and draw no random numbers, so
+        the loss, the gradients and the weights are bit for bit those of computing and discarding
+        them; ``tests/test_complementary.py`` checks it). With ``attention_at="early"`` the last
+        block runs on both the attended and the plain features and its BatchNorm statistics see
+        both, so everything is computed as before.
+        """
+        if need_plain and self.attention_at == "late":
+            return self.backbone(images)
+        t, plain = self.full_features(images, need_plain=need_plain)
+        return self._cam_features(t, plain)
+
     def _cam_features(self, attended: torch.Tensor, plain: torch.Tensor | None) -> torch.Tensor:
         return plain if (self.cam_from == "backbone" and plain is not None) else attended
 
@@ -400,8 +416,7 @@ class ComplementaryModel(WSOLModel):
             a1 = select_class_maps(h1.maps(self._cam_features(t1, p1)), labels)
             a2 = select_class_maps(h2.maps(self._cam_features(t2, p2)), labels)
             if needs_full_map(self.fusion_loss):
-                t, plain = self.full_features(images, need_plain=need_plain)
-                src = self._cam_features(t, plain)
+                src = self._full_training_cam_features(images, need_plain)
                 losses = [
                     attention_fusion_loss(self.fusion_loss, select_class_maps(head.maps(src), labels), a1, a2, mask)
                     for head in self.heads

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from cirlib.config import ExperimentConfig, config_from_dict
+from cirlib.models.weights import describe_mismatches, state_dict_mismatches
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -106,24 +107,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def load_model_state(model: nn.Module, state: dict, path: str | os.PathLike) -> None:
     """``model.load_state_dict(state)`` with a one-line error naming the file and the first mismatches."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-        for k in own
-        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
+    missing, unexpected, shapes = state_dict_mismatches(model.state_dict(), state)
     if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es), e.g. {shapes[0]} (checkpoint vs model)")
-        if missing:
-            parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
         raise CheckpointError(
-            f"The weights in {path} do not fit the model built from the config: {'; '.join(parts)}. "
+            f"The weights in {path} do not fit the model built from the config: "
+            f"{describe_mismatches(missing, unexpected, shapes)}. "
             "The checkpoint was trained with other model settings; use its own config (or another output_dir)."
         )
     model.load_state_dict(state)

@@ -33,7 +33,9 @@ __all__ = [
     "imagenet_state_dict",
     "load_backbone_weights",
     "map_torchvision_keys",
+    "describe_mismatches",
     "read_state_dict",
+    "state_dict_mismatches",
 ]
 
 #: torchvision weights enum (class name, member) per architecture.
@@ -166,9 +168,39 @@ def map_torchvision_keys(
     return mapped, dropped
 
 
-def _short(names: list[str], limit: int = 8) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+def state_dict_mismatches(
+    own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], optional: set[str] | None = None
+) -> tuple[list[str], list[str], list[str]]:
+    """How ``state`` fails to fit a module whose own state dict is ``own``.
+
+    Args:
+        own: the module's ``state_dict()``.
+        state: the state dict to load.
+        optional: keys of ``own`` that ``state`` may lack (new layers, BatchNorm step counters).
+
+    Returns:
+        ``(missing, unexpected, shape_mismatches)``: keys of ``own`` absent from ``state``, keys of
+        ``state`` absent from ``own``, and ``"key: file (shape) vs model (shape)"`` lines.
+    """
+    optional = optional or set()
+    missing = [k for k in own if k not in state and k not in optional]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    return missing, unexpected, mismatched
+
+
+def describe_mismatches(missing: list[str], unexpected: list[str], mismatched: list[str]) -> str:
+    """One line for an error message: ``"2 shape mismatch(es), e.g. ...; 1 missing key(s), e.g. ..."``."""
+    parts = []
+    for items, what in ((mismatched, "shape mismatch(es)"), (missing, "missing key(s)"),
+                        (unexpected, "unexpected key(s)")):
+        if items:
+            parts.append(f"{len(items)} {what}, e.g. {items[0]}")
+    return "; ".join(parts)
 
 
 def load_backbone_weights(
@@ -196,28 +228,15 @@ def load_backbone_weights(
     mapped, dropped = map_torchvision_keys(arch, state, backbone)
     own = backbone.state_dict()
     new_layers = set(getattr(backbone, "new_layer_names", ()))
-    missing = [
-        k for k in own
-        if k not in mapped and k not in new_layers and not k.endswith("num_batches_tracked")
-    ]
-    unexpected = [k for k in mapped if k not in own]
-    mismatched = [
-        f"{k}: file {tuple(mapped[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in mapped if k in own and mapped[k].shape != own[k].shape
-    ]
+    optional = new_layers | {k for k in own if k.endswith("num_batches_tracked")}
+    missing, unexpected, mismatched = state_dict_mismatches(own, mapped, optional)
     if strict and (missing or unexpected or mismatched):
-        lines = [f"Weights {str(source)!r} do not fit the {arch!r} backbone:"]
-        if missing:
-            lines.append(f"  missing ({len(missing)}): {_short(missing)}")
-        if unexpected:
-            lines.append(f"  unexpected ({len(unexpected)}): {_short(unexpected)}")
-        if mismatched:
-            lines.append(f"  shape mismatch ({len(mismatched)}): {_short(mismatched, 4)}")
-        lines.append(
-            f"  Expected a torchvision {arch} state dict (e.g. torchvision.models.{arch}().state_dict()) "
-            "or a cirlib backbone/model state dict of the same arch and options."
+        raise ValueError(
+            f"Weights {str(source)!r} do not fit the {arch!r} backbone: "
+            f"{describe_mismatches(missing, unexpected, mismatched)}. Expected a torchvision {arch} state dict "
+            f"(e.g. torchvision.models.{arch}().state_dict()) or a cirlib backbone/model state dict of the same "
+            "arch and options."
         )
-        raise ValueError("\n".join(lines))
     to_load = {k: v for k, v in mapped.items() if k in own and v.shape == own[k].shape}
     backbone.load_state_dict(to_load, strict=False)
     if hasattr(backbone, "pretrained"):

@@ -389,7 +389,8 @@ def test_notebook_runs_in_jupyterlab(notebook: Path, lab, browser, artifacts_dir
 )
         views = len(rendered)
         sources = [c.source for c in code]
-        expected_interacts = sum(s.count("widgets.interact(") for s in sources)
+        # Widgets come from ipywidgets.interact, directly or through cirlib.viz.interact_or_static.
+        expected_interacts = sum(s.count("widgets.interact(") + s.count("interact_or_static(") for s in sources)
         shown = page.locator(".jp-OutputArea-output .widget-interact").count()
         assert shown == expected_interacts, f"{name}: {expected_interacts} interact widgets expected, {shown} shown"
         moved = _check_widgets(page, lab, name)

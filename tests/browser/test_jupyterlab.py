@@ -286,16 +286,29 @@ def _check_widgets(page, lab, name: str) -> int:
             assert before, f"{name}: interact widget {i} drew no image before {label!r} moved"
             handle, readout = slider.locator(".noUi-handle"), slider.locator(".widget-readout")
             value = readout.inner_text().strip()
-            now, top = (float(handle.get_attribute(a) or 0) for a in ("aria-valuenow", "aria-valuemax"))
+            now, low, top = (float(handle.get_attribute(a) or 0)
+                             for a in ("aria-valuenow", "aria-valuemin", "aria-valuemax"))
             at_top = now >= top
-            # Drag the handle as a student would, 20 px right (left when it sits at the maximum).
+            # Drag the handle as a student would, right (left when it sits at the maximum): 20 px, and
+            # for an integer slider at least 0.6 of one step, so a short range (0..1 in FAST mode)
+            # moves too; never past the end of the track.
             handle.scroll_into_view_if_needed()
-            box = handle.bounding_box()
+            box, track = handle.bounding_box(), slider.locator(".noUi-base").bounding_box()
             x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            integer = "." not in value
+            distance = max(20.0, 0.6 * track["width"] / max(top - low, 1e-9)) if integer else 20.0
+            target = (max(track["x"], x - distance) if at_top
+                      else min(track["x"] + track["width"], x + distance))
             page.mouse.move(x, y)
             page.mouse.down()
-            page.mouse.move(x + (-20 if at_top else 20), y, steps=5)
+            page.mouse.move(target, y, steps=5)
             page.mouse.up()
+            page.wait_for_timeout(300)
+            if readout.inner_text().strip() == value:
+                # The drag did not catch the handle (the page can shift under the mouse while other
+                # outputs settle): move it with the keyboard, the slider's other way in.
+                handle.focus()
+                page.keyboard.press("ArrowLeft" if at_top else "ArrowRight")
             deadline = time.monotonic() + WIDGET_TIMEOUT
             after = before
             while time.monotonic() < deadline:

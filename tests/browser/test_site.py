@@ -17,13 +17,11 @@ import functools
 import http.server
 import os
 import re
-import shutil
 import threading
 import time
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
-import nbformat
 import pytest
 
 from cirlib.notebooks import FAST_PARAMETERS, declared_parameters, list_notebooks, run_notebook

@@ -48,7 +48,8 @@ def test_training_feeds_b_the_erased_features_and_eval_fuses_maps():
     expected = erase_mask(maps_a[torch.arange(2), y], 0.5)
     assert torch.equal(seen[0], feats * expected)
     assert math.isclose(float(out["loss"].detach()), out["loss_a"] + out["loss_b"], rel_tol=1e-6)
-    logits, cams = model.eval()(x, return_cam=True)
+    with torch.no_grad():
+        logits, cams = model.eval()(x, return_cam=True)
     assert logits.shape == (2, 3) and cams.shape == (2, 4, 4)
     assert 0 <= float(cams.min()) and float(cams.max()) <= 1
 

@@ -1,6 +1,6 @@
 """Benchmark: fast exact boxacc_curves vs the straightforward per-threshold OpenCV implementation.
 
-Times both on the same maps (the shared fixture maps plus random smooth 224x224 maps), interval
+Times both on the same maps (the reference fixture maps of tests/data plus random smooth 224x224 maps), interval
 0.001, single and multi contour, checks the curves are identical, reports the speed ratio and the
 peak Python memory (tracemalloc), and writes ``benchmarks/results/boxacc.json``.
 
@@ -107,16 +107,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--smooth", type=int, default=40, help="number of random smooth 224x224 maps")
     ap.add_argument("--interval", type=float, default=0.001)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-fixture", action="store_true", help="skip the shared fixture maps")
+    ap.add_argument("--no-fixture", action="store_true", help="skip the reference fixture maps (tests/data)")
     ap.add_argument("--fixture-every", type=int, default=1,
                     help="use every k-th fixture map (the reference needs seconds per noisy map)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "boxacc.json"))
     args = ap.parse_args(argv)
 
     sets: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-    shared = os.environ.get("CIRLIB_SHARED")
-    fx = (Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared") / "fixtures" / \
-        "wsolevaluation_boxacc_public.npz"
+    fx = Path(__file__).resolve().parents[1] / "tests" / "data" / "wsolevaluation_boxacc_public.npz"
     if not args.no_fixture and fx.is_file():
         z = np.load(fx)
         gts = np.split(z["gt_boxes"], np.cumsum(z["gt_box_counts"])[:-1])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,22 +10,15 @@ import pytest
 from cirlib.metrics import BoxEvaluator, boxacc_curves
 
 
-def _fixture_path() -> Path:
-    shared = os.environ.get("CIRLIB_SHARED")
-    root = Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared"
-    return root / "fixtures" / "wsolevaluation_boxacc_public.npz"
-
-
-FIXTURE = _fixture_path()
-pytestmark = pytest.mark.skipif(
-    not FIXTURE.is_file(),
-    reason=f"reference fixture {FIXTURE} is absent (needs ../shared next to the repository, "
-    "or CIRLIB_SHARED=/path/to/shared)",
-)
+FIXTURE = Path(__file__).resolve().parent / "data" / "wsolevaluation_boxacc_public.npz"
 
 
 @pytest.fixture(scope="module")
 def fixture():
+    # A missing file is a broken checkout, not an optional extra: fail, never skip.
+    if not FIXTURE.is_file():
+        pytest.fail(f"reference fixture {FIXTURE} is missing; restore it with `git checkout -- tests/data` "
+                    "(see tests/data/README.md for what it holds)")
     z = np.load(FIXTURE)
     gts = np.split(z["gt_boxes"], np.cumsum(z["gt_box_counts"])[:-1])
     return z, gts

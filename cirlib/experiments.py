@@ -208,7 +208,7 @@ def _measured_epoch_seconds(method: str, results_path: Path) -> float | None:
 
 def estimate_train_seconds(config: ExperimentConfig,
                            results_path: str | os.PathLike | None = None) -> float | None:
-    """About how long :func:`train_or_load` will train ``config`` on one CPU thread, in seconds.
+    r"""About how long :func:`train_or_load` will train ``config`` on one CPU thread, in seconds.
 
     The time of one epoch of the method under the ``demo`` budget (measured by ``make results`` when
     its ``results.json`` is there, else :data:`CAM_DEMO_EPOCH_SECONDS` times

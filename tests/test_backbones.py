@@ -10,12 +10,7 @@ from cirlib.models import ARCHS, Backbone, build_backbone
 from cirlib.models.weights import load_backbone_weights
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _check_split(backbone: Backbone, x: torch.Tensor) -> torch.Tensor:

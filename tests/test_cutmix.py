@@ -18,12 +18,7 @@ from cirlib.models import build_backbone
 TINY = Path(__file__).resolve().parents[1] / "configs" / "synthetic" / "tiny.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("height,width", [(16, 16), (12, 40), (40, 12)])

@@ -31,12 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "synthetic" / "tiny.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(tmp_path: Path, *extra: str):

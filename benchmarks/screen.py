@@ -32,7 +32,7 @@ def _value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def _pairs(items: list[str], flag: str) -> dict[str, Any]:
+def key_values(items: list[str], flag: str) -> dict[str, Any]:
     pairs = {}
     for item in items:
         if "=" not in item:
@@ -53,12 +53,8 @@ def _commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def main(argv: list[str] | None = None) -> dict:
-    import torch
-
-    from cirlib.config import config_from_dict, config_to_dict
-    from cirlib.experiments import dataset_fingerprint, experiment_config, train_or_load
-
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script (the docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("method")
     parser.add_argument("--opt", action="append", default=[], help="model option key=value (YAML value)")
@@ -70,10 +66,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--log", default=None, help=f"JSON-lines log to append to (default {DEFAULT_LOG}; "
                                                     "with --fast, no log)")
     parser.add_argument("--fast", action="store_true", help="the tiny CI budget (numbers mean nothing)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import torch
+
+    from cirlib.config import config_from_dict, config_to_dict
+    from cirlib.experiments import dataset_fingerprint, experiment_config, train_or_load
+
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(1)
-    options = _pairs(args.opt, "--opt")
-    sets = _pairs(args.set, "--set")
+    options = key_values(args.opt, "--opt")
+    sets = key_values(args.set, "--set")
     tag = args.tag or ("-".join(f"{k}={v}" for k, v in sorted({**options, **sets}.items())).replace("/", "_")
                        .replace(" ", "") or None)
     config = experiment_config(args.method, seed=args.seed, output_dir=args.out, options=options or None,

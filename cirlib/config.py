@@ -213,7 +213,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation protocol (DESIGN section 4).
+    """Evaluation protocol (docs/design.md#evaluation-protocol).
 
     Attributes:
         split: the split of the final evaluation (``test``).

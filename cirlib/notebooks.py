@@ -38,7 +38,7 @@ KERNEL_NAME = "python3"
 #: The named kernel ``make kernel`` registers, for a JupyterLab that is not this project's.
 PROJECT_KERNEL_NAME = "cirlib"
 PROJECT_KERNEL_DISPLAY_NAME = "Python (cirlib)"
-#: Parameters every notebook declares in its ``parameters`` cell (DESIGN section 7).
+#: Parameters every notebook declares in its ``parameters`` cell (docs/design.md#notebook-conventions).
 COMMON_PARAMETERS = ("FAST", "SEED", "DEVICE", "DATA", "DATA_ROOT", "EPOCHS", "INTERACTIVE", "OUTPUT_DIR",
                      "PRETRAINED", "VAL_SPLIT")
 #: The tiny CI run that nbval executes.

@@ -32,7 +32,7 @@ inference.
 The paper does not pin down placement, scales, the SSAM variant, the aggregation, the CAM source
 or the fusion loss: every such choice is a named option below, listed with its default, reason
 and evidence in ``docs/reconstruction.md``. The defaults avoid what the literal reading does on
-the synthetic data (DESIGN section 3: unbounded scales and an additive SSAM after the last conv
+the synthetic data (docs/design.md#the-earlier-prototype: unbounded scales and an additive SSAM after the last conv
 block wreck the CAM): the modules sit after the last conv block as in the paper, but their scales
 are bounded with ``tanh``, SSAM acts as a spatial gate, and the class maps are read from the
 backbone's features, which the attention trains but does not rewrite (``cam_from="backbone"``; on

@@ -51,7 +51,7 @@ def _check_kind(kind: str) -> str:
     if kind not in FUSION_LOSSES:
         raise ValueError(
             f"Unknown fusion loss kind={kind!r}. Valid kinds: {', '.join(map(repr, FUSION_LOSSES))} "
-            "(see docs/reconstruction.md, 'Fusion loss')."
+            "(see docs/reconstruction.md, 'Attention-based fusion loss')."
         )
     return kind
 

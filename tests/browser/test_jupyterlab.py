@@ -227,7 +227,7 @@ class _DrawingCall(ast.NodeVisitor):
 
 
 def _figure_cells(cells) -> list[int]:
-    """Cells that draw a figure when they run (DESIGN section 7: every plot ends with ``plt.show()``):
+    """Cells that draw a figure when they run (docs/design.md#notebook-conventions: every plot ends with ``plt.show()``):
     they call ``plt.show()`` or a plotting function of the notebook, at their top level or in an
     ``if``/``for``/``with`` block. Images drawn inside an interact widget are checked on their own."""
     plotting = _plotting_functions(cells)

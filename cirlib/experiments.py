@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cirlib.config import DATASETS, METHODS, ExperimentConfig, config_from_dict, config_to_dict, validate_choice
+from cirlib.config import DATASETS, ExperimentConfig, config_from_dict, config_to_dict, validate_choice
+from cirlib.methods.registry import CHAIN_METHODS, METHODS, get_spec
 from cirlib.paths import CONFIGS_DIR, RESULTS_DIR
 from cirlib.utils.io import atomic_write_text
 
@@ -74,29 +75,9 @@ BUDGETS: dict[str, dict[str, Any]] = {
     },
 }
 
-#: The attention variants' placement and CAM source, the ``ComplementaryModel`` defaults, written
-#: into their configs: a run trained under the earlier defaults (``attention_at="early"``,
-#: ``cam_from="attended"``) then has another config and is retrained, never reused.
-_ATTENTION_OPTIONS: dict[str, Any] = {"attention_at": "late", "cam_from": "backbone"}
-
-#: Method options that make each variant of the ablation (the budget's own options are merged in).
-METHOD_OPTIONS: dict[str, dict[str, Any]] = {
-    "cam": {},
-    "has": {},
-    "complementary": {},
-    "caam": dict(_ATTENTION_OPTIONS),
-    "ssam": dict(_ATTENTION_OPTIONS),
-    "full": dict(_ATTENTION_OPTIONS),
-}
-
 #: Threads PyTorch uses while :func:`train_or_load` trains and evaluates on the CPU (see the module docstring).
 CPU_TRAIN_THREADS = 1
 
-#: Relative cost of one training epoch per method (CAM = 1), from the single-threaded train times in
-#: ``results/results.json`` (CAM 74 s, full 322 s for 6 epochs); orders ``make demo``'s pre-training
-#: (longest first) and scales :func:`estimate_train_seconds` when no measured time is at hand.
-RELATIVE_TRAIN_COST: dict[str, float] = {"cam": 1.0, "has": 1.0, "complementary": 2.3, "caam": 2.5, "ssam": 2.7,
-                                         "full": 4.4}
 #: Single-threaded seconds of one CAM epoch under the ``demo`` budget (``results/results.json``: 74 s / 6).
 CAM_DEMO_EPOCH_SECONDS = 74.0 / 6
 
@@ -131,7 +112,7 @@ def experiment_config(
     """The configuration of one method under the shared budget.
 
     Args:
-        method: one of ``cam, has, complementary, caam, ssam, full``.
+        method: a method of :data:`cirlib.methods.registry.METHODS` (its preset comes from the registry).
         seed: the run's seed.
         fast: the tiny CI budget instead of the demo budget.
         data: ``synthetic`` (built in), ``cub`` or ``ilsvrc`` (paper-scale recipe from ``configs/``).
@@ -139,7 +120,7 @@ def experiment_config(
         epochs: override the budget's number of epochs (``None`` or 0 keeps it).
         device: ``auto``, ``cpu`` or ``cuda``.
         output_dir: root folder; the run goes to ``<output_dir>/<data>/<method>[-<tag>]/seed<seed>[-fast]``.
-        options: extra method options (an ablation), merged over the variant's defaults.
+        options: extra method options (an ablation), merged over the budget's model options.
         tag: a name for the option set when ``options`` is given (keeps runs apart).
         pretrained: paper scale only: ``False`` trains the backbone from scratch instead of the
             recipe's ImageNet weights (``None`` / ``True`` keep the recipe). Ignored for synthetic.
@@ -175,7 +156,6 @@ def experiment_config(
         if val_split:
             values.setdefault("eval", {})["val_split"] = None if val_split == "none" else val_split
     model_options = dict(values.get("model", {}).get("options", {}))
-    model_options.update(METHOD_OPTIONS[method])
     model_options.update(options or {})
     name = method if not tag else f"{method}-{tag}"
     run_dir = Path(output_dir) / data / name / (f"seed{seed}" + ("-fast" if fast else ""))
@@ -212,7 +192,7 @@ def estimate_train_seconds(config: ExperimentConfig,
 
     The time of one epoch of the method under the ``demo`` budget (measured by ``make results`` when
     its ``results.json`` is there, else :data:`CAM_DEMO_EPOCH_SECONDS` times
-    :data:`RELATIVE_TRAIN_COST`) is scaled by the epochs and by the work per epoch relative to the
+    the method's ``relative_cost`` in :mod:`cirlib.methods.registry`) is scaled by the epochs and by the work per epoch relative to the
     demo budget, pixels times images times the backbone width squared:
 
     $$t \approx t_{epoch}^{demo}(m)\; E\; \frac{n\, s^2\, w^2}{n_{demo}\, s_{demo}^2\, w_{demo}^2}.$$
@@ -222,7 +202,8 @@ def estimate_train_seconds(config: ExperimentConfig,
         results_path: ``make results``' file (default ``results/results.json``).
 
     Returns:
-        Seconds, or ``None`` where no estimate exists (real datasets, GPU runs, other backbones).
+        Seconds, or ``None`` where no estimate exists (real datasets, GPU runs, other backbones,
+        methods without a measured cost).
     """
     demo = BUDGETS["demo"]
     if config.data.name != "synthetic" or config.model.arch != demo["model"]["arch"]:
@@ -232,7 +213,10 @@ def estimate_train_seconds(config: ExperimentConfig,
     method = config.model.method
     per_epoch = _measured_epoch_seconds(method, Path(results_path or RESULTS_DIR / "results.json"))
     if per_epoch is None:
-        per_epoch = CAM_DEMO_EPOCH_SECONDS * RELATIVE_TRAIN_COST.get(method, 1.0)
+        cost = get_spec(method).relative_cost
+        if cost is None:
+            return None
+        per_epoch = CAM_DEMO_EPOCH_SECONDS * cost
     images = config.data.train_limit or demo["data"]["train_limit"]
     width = float(config.model.options.get("width", demo["model"]["options"]["width"]))
     work = (images * config.data.image_size ** 2 * width ** 2) / (
@@ -269,19 +253,40 @@ class TrainedModel:
     reused: bool
 
 
-def _same_config(a: ExperimentConfig, b: ExperimentConfig) -> bool:
-    left, right = config_to_dict(a), config_to_dict(b)
+def model_identity(config: ExperimentConfig) -> dict[str, Any]:
+    """The model a config builds, every option resolved (see :func:`cirlib.methods.resolve_model_options`)."""
+    from cirlib.methods import resolve_model_options
+
+    return resolve_model_options(config.model.method, config.model.arch, config.data.image_size,
+                                 **config.model.options)
+
+
+def same_run(stored: ExperimentConfig, config: ExperimentConfig, stored_model: dict | None) -> bool:
+    """Whether a finished run (its config and the resolved options its checkpoint stores) is ``config``'s run.
+
+    The configs are compared without ``device`` (a CPU-trained checkpoint is the same experiment on
+    a GPU) and ``output_dir`` (where the run was found). The model options are compared resolved:
+    the checkpoint's ``model_options`` (what the model was really built with, defaults of that
+    time included) against what ``config`` builds today, so a config that writes a default out is
+    the same run, and a run trained under other defaults is not. A checkpoint without
+    ``model_options`` (older) compares the options as written.
+    """
+    left, right = config_to_dict(stored), config_to_dict(config)
     for d in (left, right):
-        d.pop("device", None)  # a CPU-trained checkpoint is the same experiment on a GPU
-        d.pop("output_dir", None)  # the run folder is where it was found (relative or absolute path)
-    return left == right
+        d.pop("device", None)
+        d.pop("output_dir", None)
+        if stored_model:
+            d["model"].pop("options", None)
+    if left != right:
+        return False
+    return not stored_model or stored_model == model_identity(config)
 
 
 def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool = False) -> TrainedModel:
     """Train ``config`` once; later calls load the finished run from its folder.
 
     A finished run is ``final.pt`` plus a ``"completed"`` ``metrics.json`` in ``config.output_dir``
-    whose stored config equals ``config``. An interrupted run (or one whose final evaluation
+    whose stored run is ``config``'s (:func:`same_run`: same config, same resolved model options). An interrupted run (or one whose final evaluation
     failed) resumes from ``last.pt``. A folder holding a
     different config is an error (delete it or choose another ``OUTPUT_DIR``), never overwritten.
     """
@@ -295,8 +300,9 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
     fingerprint_path = run_dir / "data_fingerprint.txt"
     fingerprint = dataset_fingerprint(config)
     if final.exists() and _status(metrics_path) == "completed" and not retrain:
-        stored = config_from_dict(read_checkpoint(final)["config"], source=str(final))
-        if not _same_config(stored, config):
+        checkpoint = read_checkpoint(final)
+        stored = config_from_dict(checkpoint["config"], source=str(final))
+        if not same_run(stored, config, checkpoint.get("model_options")):
             raise ValueError(
                 f"{run_dir} holds a run with a different configuration. Delete that folder or pass "
                 "another OUTPUT_DIR to train this one."
@@ -375,7 +381,8 @@ def fusion_ablation_configs(*, ablation_epochs: int = 0, **run: Any) -> dict[str
 def demo_configs(
     seed: int = 0, output_dir: str | os.PathLike = "runs", ablation_epochs: int = 0, **run: Any
 ) -> list[ExperimentConfig]:
-    """Every run the notebooks of ``make demo`` train: the six methods and notebook 06's ablation.
+    """Every run the notebooks of ``make demo`` train: the paper's chain (the registry's ``chain`` methods)
+    and notebook 06's ablation.
 
     ``make demo`` trains these first, in parallel worker processes, and the notebooks then reuse
     them through their checkpoints (see :func:`cirlib.notebooks.run_demo`).
@@ -385,7 +392,7 @@ def demo_configs(
         ablation_epochs: notebook 06's ``ABLATION_EPOCHS`` (0: a quarter of the budget).
     """
     run = dict(run, seed=seed, output_dir=output_dir)
-    configs = [experiment_config(method, **run) for method in METHODS]
+    configs = [experiment_config(method, **run) for method in CHAIN_METHODS]
     configs += list(fusion_ablation_configs(ablation_epochs=ablation_epochs, **run).values())
     unique: dict[str, ExperimentConfig] = {}
     for config in configs:

@@ -223,7 +223,8 @@ def pretrain_demo_runs(runs_dir: str | os.PathLike, parameters: dict[str, Any] |
     from multiprocessing import get_context
 
     from cirlib.config import config_to_dict
-    from cirlib.experiments import RELATIVE_TRAIN_COST, demo_configs
+    from cirlib.experiments import demo_configs
+    from cirlib.methods.registry import get_spec
 
     params = dict(parameters or {})
     start = time.perf_counter()
@@ -234,7 +235,7 @@ def pretrain_demo_runs(runs_dir: str | os.PathLike, parameters: dict[str, Any] |
         epochs=int(params.get("EPOCHS") or 0) or None, device=str(params.get("DEVICE", "auto")),
         ablation_epochs=int(params.get("ABLATION_EPOCHS") or 0),
     )
-    configs.sort(key=lambda c: -RELATIVE_TRAIN_COST.get(c.model.method, 1.0) * c.train.epochs)
+    configs.sort(key=lambda c: -(get_spec(c.model.method).relative_cost or 1.0) * c.train.epochs)
     print(f"[demo] training {len(configs)} runs first ({jobs} at a time; finished runs are reused) ...",
           flush=True)
     jobs_list = [config_to_dict(c) for c in configs]

@@ -41,6 +41,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from cirlib.methods.registry import METHODS, RESULTS_METHODS, get_spec
+
 __all__ = [
     "METRICS",
     "aggregate",
@@ -66,8 +68,8 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("train_time_s", "train time (s)"),
 )
 
-#: The order of the ablation table.
-DEFAULT_METHODS: tuple[str, ...] = ("cam", "has", "complementary", "caam", "ssam", "full")
+#: The rows of the ablation table, in order (the registry's ``in_results`` methods).
+DEFAULT_METHODS: tuple[str, ...] = RESULTS_METHODS
 
 
 def _flatten_metrics(test: dict[str, Any]) -> dict[str, float | None]:
@@ -89,7 +91,7 @@ def run_one(method: str, seed: int, out: str, fast: bool = False, threads: int =
     """Train (or reuse) one run and return its flattened metrics.
 
     Args:
-        method: a method of :data:`cirlib.config.METHODS`.
+        method: a method of :data:`cirlib.methods.registry.METHODS`.
         seed: the run's seed.
         out: the results folder; the run goes to ``<out>/runs/...``.
         fast: the tiny CI budget.
@@ -235,7 +237,7 @@ def run_results(
     Returns:
         The ``results.json`` payload.
     """
-    from cirlib.config import METHODS, validate_choice
+    from cirlib.config import validate_choice
 
     for method in methods:
         validate_choice("--methods", method, METHODS)
@@ -243,9 +245,8 @@ def run_results(
         raise ValueError(f"cirlib.results: --jobs must be >= 1, got {jobs}.")
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    # Longest runs first, so the two workers finish together.
-    cost = {"full": 0, "ssam": 1, "caam": 2, "complementary": 3, "has": 4, "cam": 5}
-    tasks = sorted(((m, int(s)) for m in methods for s in seeds), key=lambda t: (cost.get(t[0], 9), t[1]))
+    # Longest runs first, so the workers finish together.
+    tasks = sorted(((m, int(s)) for m in methods for s in seeds), key=lambda t: (-_cost(t[0]), t[1]))
     machine_start = machine_description()
     start = time.perf_counter()
     runs: list[dict[str, Any]] = []
@@ -269,6 +270,12 @@ def run_results(
     payload = write(complete=True)
     log(f"wrote {out / 'results.json'}, results.csv, results.md in {payload['wall_time_s'] / 60:.1f} min")
     return payload
+
+
+def _cost(method: str) -> float:
+    """The registry's relative train cost (1, CAM's, where not measured)."""
+    cost = get_spec(method).relative_cost
+    return 1.0 if cost is None else cost
 
 
 def _write_files(
@@ -324,16 +331,6 @@ def _progress(row: dict[str, Any], done: int, total: int, start: float) -> str:
     )
 
 
-_CONFIG_TITLES = {
-    "cam": "CAM baseline: backbone + 1x1-conv classifier + GAP, cross-entropy on the full image.",
-    "has": "Hide-and-Seek: hide random patches (p = 0.5) while training.",
-    "complementary": "Complementary image pairs through a shared backbone, two classifiers, no attention.",
-    "caam": "Complementary branches + channel-wise assisted attention (CAAM).",
-    "ssam": "Complementary branches + spatial self-attention (SSAM).",
-    "full": "The full reconstruction: complementary branches, CAAM, SSAM and the attention-based fusion loss.",
-}
-
-
 def synthetic_config_yaml(method: str) -> str:
     """``configs/synthetic/<method>.yaml``: the demo budget of seed 0, as ``make results`` trains it.
 
@@ -350,9 +347,9 @@ def synthetic_config_yaml(method: str) -> str:
     values["output_dir"] = f"runs/synthetic_{method}"
     values["device"] = "auto"
     header = (
-        f"# {_CONFIG_TITLES.get(method, method)}\n"
-        "# The demo budget of cirlib/experiments.py (BUDGETS['demo'] + METHOD_OPTIONS), seed 0: the same run as\n"
-        "# `make results` and the notebooks train; written by `python -m cirlib.results --write-configs configs/synthetic`.\n"
+        f"# {method}: {get_spec(method).description}.\n"
+        "# The demo budget of cirlib/experiments.py (BUDGETS['demo'], the method's preset in cirlib/methods/registry.py),\n"
+        "# seed 0: the same run as `make results` and the notebooks train; written by `python -m cirlib.results --write-configs configs/synthetic`.\n"
         f"#   cirlib train --config configs/synthetic/{method}.yaml [--set train.epochs=3 ...]\n"
     )
     return header + yaml.safe_dump(values, sort_keys=False)

@@ -544,12 +544,11 @@ def test_10_docs_and_help():
 
 def test_10_no_method_leaves_parameters_unused_so_ddp_does_not_search():
     from cirlib.engine.trainer import _find_unused
-    from cirlib.experiments import METHOD_OPTIONS
     from cirlib.methods import METHODS, build_model
 
     torch.manual_seed(0)
     for method in METHODS:
-        model = build_model(method, "small_cnn", 4, image_size=32, width=4, **METHOD_OPTIONS[method])
+        model = build_model(method, "small_cnn", 4, image_size=32, width=4)
         model.training_loss(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))["loss"].backward()
         unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
         assert not model.may_skip_parameters and unused == [], (method, unused)

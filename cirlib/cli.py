@@ -91,7 +91,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from cirlib.data import SplitNotAvailableError
     from cirlib.engine import build_eval_loader, evaluate_model, load_checkpoint
     from cirlib.engine.distributed import init_distributed, is_main_process
-    from cirlib.engine.trainer import DataSplitError, prepare_split
+    from cirlib.engine.fit import DataSplitError, prepare_split
     from cirlib.utils import atomic_write_json, resolve_device, seed_everything
 
     _check_evaluate_overrides(args.set)
@@ -183,7 +183,7 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_notebook(sub: argparse._SubParsersAction) -> None:
-    from cirlib import notebooks
+    from cirlib.tools import notebooks
 
     p = sub.add_parser(
         "notebook",

@@ -114,7 +114,7 @@ def test_build_model_cam_and_has():
 def test_build_model_errors():
     with pytest.raises(ValueError, match=r"method='hsa'.*did you mean 'has'"):
         build_model("hsa")
-    with pytest.raises(ValueError, match=r"Did you mean 'resnet50'"):
+    with pytest.raises(ValueError, match=r"did you mean 'resnet50'"):
         build_model("cam", arch="resnet5")
     with pytest.raises(ValueError, match=r"hide_prb.*did you mean 'hide_prob'"):
         build_model("has", hide_prb=0.5)

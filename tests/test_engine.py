@@ -243,3 +243,4 @@ def test_new_layers_get_the_lr_multiplier(tmp_path):
     lrs = sorted({g["lr"] for g in opt.param_groups})
     assert lrs == pytest.approx([0.01, 0.1])
     assert all(g["nesterov"] and g["momentum"] == 0.9 for g in opt.param_groups)
+

@@ -8,17 +8,10 @@ import pytest
 
 import torch
 
-from cirlib.experiments import (
-    BUDGETS,
-    CPU_TRAIN_THREADS,
-    dataset_fingerprint,
-    demo_configs,
-    experiment_config,
-    fusion_ablation_configs,
-    train_or_load,
-    validate_notebook_parameters,
-)
-from cirlib.notebooks import pretrain_demo_runs
+from cirlib.runs import validate_notebook_parameters
+from cirlib.runs.cache import CPU_TRAIN_THREADS, dataset_fingerprint, train_or_load
+from cirlib.runs.experiments import BUDGETS, demo_configs, experiment_config, fusion_ablation_configs
+from cirlib.tools.notebooks import pretrain_demo_runs
 
 
 def test_every_method_gets_the_same_budget(tmp_path):
@@ -157,7 +150,7 @@ def test_demo_pretraining_trains_every_notebook_run_in_parallel_then_reuses(tmp_
 
 
 def test_estimate_train_seconds_from_measured_times_and_relative_costs(tmp_path):
-    from cirlib.experiments import CAM_DEMO_EPOCH_SECONDS, estimate_train_seconds
+    from cirlib.runs.experiments import CAM_DEMO_EPOCH_SECONDS, estimate_train_seconds
     from cirlib.methods.registry import get_spec
 
     missing = tmp_path / "none.json"
@@ -189,7 +182,7 @@ def test_train_or_load_says_how_long_before_it_trains(tmp_path, capsys):
 def test_run_identity_compares_resolved_model_options(tmp_path):
     """A restated default is the same run; a run trained under other defaults is refused, never reused."""
     from cirlib.engine import read_checkpoint
-    from cirlib.experiments import model_identity, same_run
+    from cirlib.runs.cache import model_identity, same_run
 
     plain = experiment_config("caam", fast=True, output_dir=tmp_path, device="cpu")
     spelled = experiment_config("caam", fast=True, output_dir=tmp_path, device="cpu")

@@ -31,13 +31,18 @@ def test_the_table_is_consistent():
 
 
 def test_imported_lists_are_the_registrys():
-    import cirlib.experiments as experiments
+    import inspect
+
     import cirlib.methods as methods
-    import cirlib.results as results
+    import cirlib.runs.experiments as experiments
+    from cirlib.runs.results import run_results, write_synthetic_configs
 
     assert methods.METHODS is registry.METHODS and methods.METHOD_SPECS is registry.METHOD_SPECS
-    assert results.DEFAULT_METHODS is registry.RESULTS_METHODS
+    for fn in (run_results, write_synthetic_configs):  # make results' rows
+        assert inspect.signature(fn).parameters["methods"].default is registry.RESULTS_METHODS
     assert experiments.METHODS is registry.METHODS and experiments.CHAIN_METHODS is registry.CHAIN_METHODS
+    chain = [c.model.method for c in experiments.demo_configs()][:len(registry.CHAIN_METHODS)]
+    assert chain == list(registry.CHAIN_METHODS)  # make demo trains the chain
 
 
 @pytest.fixture
@@ -59,7 +64,7 @@ def dummy_method(monkeypatch):
 def test_a_registered_method_reaches_every_call_time_consumer(dummy_method, tmp_path):
     from cirlib.cli import build_parser
     from cirlib.config import config_from_dict
-    from cirlib.experiments import CAM_DEMO_EPOCH_SECONDS, estimate_train_seconds
+    from cirlib.runs.experiments import CAM_DEMO_EPOCH_SECONDS, estimate_train_seconds
     from cirlib.methods import build_model, describe_methods, resolve_model_options
 
     assert "dummy  " in describe_methods() and dummy_method.description in describe_methods()

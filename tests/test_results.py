@@ -1,4 +1,4 @@
-"""``python -m cirlib.results``: files, aggregation, and the same numbers from the same seed."""
+"""``python -m cirlib.runs.results``: files, aggregation, and the same numbers from the same seed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from cirlib.results import METRICS, aggregate, format_markdown, main
+from cirlib.runs.results import METRICS, aggregate, format_markdown, main
 
 
 def _numbers(payload: dict) -> list[tuple]:
@@ -73,10 +73,10 @@ def test_unknown_method_is_a_clear_error(tmp_path):
 def test_synthetic_configs_mirror_the_demo_budget(method):
     """configs/synthetic/<method>.yaml trains exactly the seed-0 run of ``make results``."""
     from cirlib.config import config_to_dict, load_config
-    from cirlib.experiments import experiment_config
+    from cirlib.runs.experiments import experiment_config
     from cirlib.paths import CONFIGS_DIR
 
-    from cirlib.experiments import model_identity
+    from cirlib.runs.cache import model_identity
 
     stored_config = load_config(CONFIGS_DIR / "synthetic" / f"{method}.yaml")
     expected_config = experiment_config(method, seed=0)
@@ -89,5 +89,5 @@ def test_synthetic_configs_mirror_the_demo_budget(method):
         d["model"].pop("options")
     assert stored == expected, (
         f"configs/synthetic/{method}.yaml is out of date with cirlib/experiments.py; regenerate it with "
-        "`python -m cirlib.results --write-configs configs/synthetic`."
+        "`python -m cirlib.runs.results --write-configs configs/synthetic`."
     )

@@ -185,11 +185,11 @@ def _defaults(fn, given: dict[str, Any], skip: int) -> dict[str, Any]:
 
 def _resolved(cls: type, arch: str, backbone_kw: dict[str, Any], method_kw: dict[str, Any]) -> dict:
     """The options a model was really built with: the method's and backbone's defaults plus the given ones."""
-    from cirlib.models.backbones import _BUILDERS
+    from cirlib.models.backbones import backbone_builder
 
     return {
         "method": _plain(_defaults(cls.__init__, method_kw, skip=3)),
-        "backbone": _plain(_defaults(_BUILDERS[arch], backbone_kw, skip=0)),
+        "backbone": _plain(_defaults(backbone_builder(arch), backbone_kw, skip=0)),
     }
 
 

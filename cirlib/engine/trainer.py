@@ -153,6 +153,7 @@ class Trainer:
             )
         self.optimizer = build_optimizer(self.model, self.tcfg)
         self.scheduler = build_scheduler(self.optimizer, self.tcfg, self.steps_per_epoch)
+        self.needs_boxes = bool(getattr(self.model, "needs_boxes", False))
         self.loss_module: nn.Module = LossAdapter(self.model)
         if is_distributed():
             self.loss_module = nn.parallel.DistributedDataParallel(
@@ -339,8 +340,11 @@ class Trainer:
             labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
+            boxes = None
+            if self.needs_boxes:  # only models that say so get the GT boxes (see WSOLModel.needs_boxes)
+                boxes = [torch.as_tensor(b, dtype=torch.float32).to(self.device) for b in batch["boxes"]]
             with self._autocast():
-                out = self.loss_module(images, labels)
+                out = self.loss_module(images, labels, boxes)
             loss = out["loss"]
             self._check_finite(loss)
             self.optimizer.zero_grad(set_to_none=True)

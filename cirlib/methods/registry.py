@@ -10,10 +10,11 @@ description, its relative training cost and where it belongs:
   is this one field);
 * the rest are other WSOL methods, buildable by name (``cirlib train --set model.method=acol``).
 
-A method whose training loss needs the batch's ground-truth boxes sets ``needs_boxes=True``
-(:class:`cirlib.engine.Trainer` then calls ``model.training_loss(images, labels, boxes=...)``), and one
-that trains on a few images per class sets ``train_per_class`` (the config override
-``data.train_per_class`` its runs use).
+A method whose training loss needs the batch's ground-truth boxes says so on its model class
+(``needs_boxes = True``, see :class:`cirlib.methods.base.WSOLModel`; :attr:`MethodSpec.needs_boxes`
+reads it, and :class:`cirlib.engine.Trainer` then calls ``training_loss(images, labels, boxes=...)``);
+one that trains on a few images per class sets ``train_per_class`` (the config override
+``data.train_per_class`` that :func:`cirlib.runs.experiments.experiment_config` writes into its runs).
 
 Consumers: :func:`cirlib.methods.build_model` and :func:`cirlib.methods.describe_methods`, the config
 validation of ``model.method`` (:mod:`cirlib.config`), the run budgets and time estimates
@@ -56,8 +57,6 @@ class MethodSpec:
             under the ``demo`` budget; ``None`` where not measured yet.
         chain: a step of the paper's chain, trained by the notebooks and ``make demo``.
         in_results: a row of the ``make results`` ablation table.
-        needs_boxes: the training loss needs the batch's ground-truth boxes (a list of ``(k, 4)``
-            tensors, inclusive pixel corners) as ``training_loss(images, labels, boxes=...)``.
         train_per_class: trains on this many images per class (``data.train_per_class``); ``None``:
             the whole training split.
     """
@@ -69,11 +68,15 @@ class MethodSpec:
     relative_cost: float | None = None
     chain: bool = False
     in_results: bool = False
-    needs_boxes: bool = False
     train_per_class: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "presets", MappingProxyType(dict(self.presets)))
+
+    @property
+    def needs_boxes(self) -> bool:
+        """Whether the training loss needs the batch's boxes (the model class's ``needs_boxes``)."""
+        return bool(getattr(self.model_class(), "needs_boxes", False))
 
     def model_class(self) -> type:
         """The model class, imported now (so ``cam`` works without the complementary modules)."""

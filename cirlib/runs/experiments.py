@@ -141,6 +141,9 @@ def experiment_config(
             values.setdefault("eval", {})["val_split"] = None if val_split == "none" else val_split
     model_options = dict(values.get("model", {}).get("options", {}))
     model_options.update(options or {})
+    per_class = get_spec(method).train_per_class
+    if per_class is not None:  # a method trained on a few images per class (e.g. the few-shot baseline)
+        values.setdefault("data", {})["train_per_class"] = int(per_class)
     name = method if not tag else f"{method}-{tag}"
     run_dir = Path(output_dir) / data / name / (f"seed{seed}" + ("-fast" if fast else ""))
     _deep_update(values, {

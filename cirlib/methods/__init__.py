@@ -1,7 +1,7 @@
 """WSOL methods, one module each; :func:`build_model` builds any method of the registry by name.
 
 Which methods exist, their presets, descriptions and costs: :mod:`cirlib.methods.registry`
-(``python -m cirlib methods`` / :func:`describe_methods` prints them). ``complementary``, ``caam``,
+(:func:`describe_methods` prints them; ``cirlib train --help`` lists them). ``complementary``, ``caam``,
 ``ssam`` and ``full`` are :class:`cirlib.methods.complementary.ComplementaryModel` with presets;
 options given to :func:`build_model` override a preset (e.g. ``complementary`` with
 ``fusion_loss="stitched"`` for an ablation).

@@ -30,11 +30,11 @@ unit: $(STAMP)
 	TQDM_DISABLE=1 $(PY) -m pytest tests -q -p no:cacheprovider --ignore=tests/browser
 
 nbval: $(STAMP)
-	$(PY) -m cirlib.notebooks check-stripped notebooks
+	$(PY) -m cirlib.tools.notebooks check-stripped notebooks
 	rm -rf build/nbval
-	$(PY) -m cirlib.notebooks prepare-ci notebooks build/nbval
+	$(PY) -m cirlib.tools.notebooks prepare-ci notebooks build/nbval
 	TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
-	    -p cirlib.nbval_figures -p no:cacheprovider -q build/nbval
+	    -p cirlib.tools.nbval_figures -p no:cacheprovider -q build/nbval
 
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -54,10 +54,10 @@ browser: $(STAMP) $(CHROMIUM)
 test: unit nbval browser
 
 demo: $(STAMP)
-	$(PY) -m cirlib.notebooks demo notebooks build/demo --figures figures --runs results/runs
+	$(PY) -m cirlib.tools.notebooks demo notebooks build/demo --figures figures --runs results/runs
 
 results: $(STAMP)
-	$(PY) -m cirlib.results --out results
+	$(PY) -m cirlib.runs.results --out results
 
 timings: $(STAMP)
 	$(PY) benchmarks/time_targets.py --targets demo results
@@ -67,7 +67,7 @@ site: $(STAMP)
 	    test -f build/demo/$$(basename $$nb) || { echo "build/demo lacks $$(basename $$nb): running make demo first"; \
 	                                            $(MAKE) demo || exit 1; break; }; \
 	done
-	$(PY) -m cirlib.site build --notebooks build/demo --out build/site
+	$(PY) -m cirlib.tools.site build --notebooks build/demo --out build/site
 
 # The browser checks of the site, on the one make site built.
 site-check: site $(CHROMIUM)
@@ -77,10 +77,10 @@ lab: kernel
 	cd notebooks && ../$(VENV)/bin/jupyter lab
 
 kernel: $(STAMP)
-	$(PY) -m cirlib.notebooks kernel
+	$(PY) -m cirlib.tools.notebooks kernel
 
 student: $(STAMP)
-	$(PY) -m cirlib.notebooks student notebooks build/student
+	$(PY) -m cirlib.tools.notebooks student notebooks build/student
 
 clean:
 	rm -rf build .pytest_cache

@@ -22,13 +22,19 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The ``make results`` methods (those of cirlib.methods.registry.RESULTS_METHODS; the base commits predate it).
 METHODS = ("cam", "has", "complementary", "caam", "ssam", "full")
 
 _CHILD = r"""
 import hashlib, json, sys
 import torch
-from cirlib.experiments import experiment_config
-from cirlib.engine.trainer import _build_data, _build_model, _num_classes, build_optimizer, build_train_loader
+try:  # the layout with cirlib.runs and cirlib.engine.builders
+    from cirlib.runs.experiments import experiment_config
+    from cirlib.engine.builders import build_data, build_model, num_classes, build_optimizer, build_train_loader
+except ImportError:  # the earlier layout (cirlib.experiments, private builders in cirlib.engine.trainer)
+    from cirlib.experiments import experiment_config
+    from cirlib.engine.trainer import _build_data as build_data, _build_model as build_model
+    from cirlib.engine.trainer import _num_classes as num_classes, build_optimizer, build_train_loader
 from cirlib.utils import seed_everything
 
 torch.set_num_threads(1)
@@ -42,8 +48,8 @@ out = {}
 for method in methods:
     config = experiment_config(method, seed=0)
     seed_everything(config.seed)
-    train_set = _build_data(config, "train", train=True)
-    model = _build_model(config, config.model.num_classes or _num_classes(train_set))
+    train_set = build_data(config, "train", train=True)
+    model = build_model(config, config.model.num_classes or num_classes(train_set))
     torch.manual_seed(config.seed)  # what fit() does for rank 0
     loader = build_train_loader(train_set, config.data.batch_size, seed=config.seed)
     loader.sampler.set_epoch(0)

@@ -3,7 +3,7 @@
     python benchmarks/screen.py METHOD [--opt key=value ...] [--set section.key=value ...] [--seed 0]
         [--out /tmp/screen] [--log benchmarks/screen_log.jsonl] [--fast]
 
-Trains one run of the shared ``demo`` budget (:func:`cirlib.experiments.experiment_config`, then
+Trains one run of the shared ``demo`` budget (:func:`cirlib.runs.experiments.experiment_config`, then
 ``train_or_load`` on one thread) and appends one JSON line to ``--log``. The line records what was
 asked (``options``, ``set``) and everything that decides the run, so that it can be rerun after the
 defaults change: ``model_options`` (every constructor option of the model, defaults included, and
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from cirlib.config import config_from_dict, config_to_dict
-    from cirlib.experiments import dataset_fingerprint, experiment_config, train_or_load
+    from cirlib.runs.cache import dataset_fingerprint
+    from cirlib.runs import experiment_config, train_or_load
 
     args = build_parser().parse_args(argv)
     torch.set_num_threads(1)

@@ -11,10 +11,8 @@
 ...``, naming the key, file or parameter and the fix (exit code 2); ``--debug`` or ``CIRLIB_DEBUG=1``
 shows the traceback instead; Ctrl-C says how to resume and exits with 130.
 
-The parser is built by :func:`build_parser` (nothing happens at import). Subcommands are
-registered through :data:`SUBCOMMANDS`, a dict ``name -> registrar(subparsers)``; another module
-adds a group (e.g. ``notebook``) with :func:`register_subcommand` before :func:`main` runs, or
-by adding an entry to :data:`_BUILTIN_SUBCOMMANDS` here.
+The parser is built by :func:`build_parser` (nothing happens at import) from :data:`SUBCOMMANDS`,
+a dict ``name -> registrar(subparsers)``.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main", "register_subcommand"]
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 Registrar = Callable[[argparse._SubParsersAction], None]
 
@@ -93,7 +91,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from cirlib.data import SplitNotAvailableError
     from cirlib.engine import build_eval_loader, evaluate_model, load_checkpoint
     from cirlib.engine.distributed import init_distributed, is_main_process
-    from cirlib.engine.trainer import DataSplitError, prepare_split
+    from cirlib.engine.fit import DataSplitError, prepare_split
     from cirlib.utils import atomic_write_json, resolve_device, seed_everything
 
     _check_evaluate_overrides(args.set)
@@ -143,11 +141,15 @@ def _add_debug(p: argparse.ArgumentParser) -> None:
 
 
 def _register_train(sub: argparse._SubParsersAction) -> None:
+    from cirlib.methods import describe_methods
+
     p = sub.add_parser(
         "train",
         help="train one experiment from a YAML config",
         description="Train a WSOL model. Writes config.yaml, last.pt, final.pt and metrics.json (and best.pt "
         "when eval.val_split is set) in the run's output_dir. Under torchrun it uses DDP.",
+        epilog="methods (model.method, from cirlib/methods/registry.py):\n" + describe_methods(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", "-c", default=None, help="YAML config (default: the synthetic defaults)")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
@@ -181,7 +183,7 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_notebook(sub: argparse._SubParsersAction) -> None:
-    from cirlib import notebooks
+    from cirlib.tools import notebooks
 
     p = sub.add_parser(
         "notebook",
@@ -200,21 +202,14 @@ def _register_data(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
-_BUILTIN_SUBCOMMANDS: dict[str, Registrar] = {
+#: name -> function adding that subcommand's parser (it sets ``func``, taking the parsed namespace
+#: and returning an exit code).
+SUBCOMMANDS: dict[str, Registrar] = {
     "train": _register_train,
     "evaluate": _register_evaluate,
     "notebook": _register_notebook,
     "data": _register_data,
 }
-
-#: name -> function adding a subparser; extend with :func:`register_subcommand`.
-SUBCOMMANDS: dict[str, Registrar] = dict(_BUILTIN_SUBCOMMANDS)
-
-
-def register_subcommand(name: str, registrar: Registrar) -> None:
-    """Add a subcommand group (e.g. ``notebook``); ``registrar(subparsers)`` adds its parser and
-    sets ``func`` (a callable taking the parsed namespace and returning an exit code)."""
-    SUBCOMMANDS[name] = registrar
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,7 +33,6 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "DATASETS",
-    "METHODS",
     "ARCHS",
     "apply_overrides",
     "config_from_dict",
@@ -46,7 +45,6 @@ __all__ = [
 ]
 
 DATASETS: tuple[str, ...] = ("synthetic", "cub", "ilsvrc")
-METHODS: tuple[str, ...] = ("cam", "has", "complementary", "caam", "ssam", "full")
 ARCHS: tuple[str, ...] = ("small_cnn", "vgg16", "resnet50", "inception_v3")
 LR_SCHEDULES: tuple[str, ...] = ("step", "cosine", "constant")
 AMP_MODES: tuple[str, ...] = ("none", "bf16")
@@ -83,7 +81,7 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - YamlLoader is a SafeLoader
 
 
-def validate_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
+def validate_choice(name: str, value: Any, choices: Iterable[Any], *, prefix: str = "", suffix: str = "") -> Any:
     """Check that ``value`` is one of ``choices``; otherwise raise a helpful ``ValueError``.
 
     Meant for notebook ``parameters`` cells as well as configs::
@@ -96,6 +94,8 @@ def validate_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
         name: the parameter's name as the user wrote it (``"DATA"``, ``"data.name"``).
         value: the value to check.
         choices: the valid values.
+        prefix: text before the message (e.g. ``"ComplementaryModel: "``).
+        suffix: text after it (e.g. where the values are documented).
 
     Returns:
         ``value`` unchanged when valid.
@@ -106,11 +106,11 @@ def validate_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     choices = tuple(choices)
     if value in choices:
         return value
-    message = f"{name}={value!r} is not one of {', '.join(str(c) for c in choices)}"
+    message = f"{prefix}{name}={value!r} is not one of {', '.join(str(c) for c in choices)}"
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
     if close:
         message += f"; did you mean {close[0]!r}?"
-    raise ValueError(message)
+    raise ValueError(message + suffix)
 
 
 @dataclass
@@ -517,6 +517,8 @@ def _validate(c: ExperimentConfig, source: str) -> None:
         _check(v is None or (_is_int(v) and v > 0), source, f"data.{key}", v, "must be a positive integer or null")
 
     m = c.model
+    from cirlib.methods.registry import METHODS  # torch-free config module: the registry on use
+
     _choice(source, "model.method", m.method, METHODS)
     _choice(source, "model.arch", m.arch, ARCHS)
     _check(m.num_classes is None or (_is_int(m.num_classes) and m.num_classes > 1), source,

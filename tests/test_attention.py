@@ -30,7 +30,7 @@ def _ssam(mode: str = "additive", scale: str = "linear", seed: int = 0) -> Spati
 
 
 def test_caam_shapes_and_identity_at_init():
-    caam = ChannelAssistedAttention()
+    caam = ChannelAssistedAttention(scale="linear")
     f1, f2 = _features(0), _features(1)
     out1, out2, q12, q21 = caam(f1, f2, return_attention=True)
     assert out1.shape == f1.shape and out2.shape == f2.shape
@@ -41,7 +41,7 @@ def test_caam_shapes_and_identity_at_init():
 
 
 def test_caam_rows_sum_to_one_and_match_formula():
-    caam = ChannelAssistedAttention()
+    caam = ChannelAssistedAttention(scale="linear")
     f1, f2 = _features(0), _features(1)
     with torch.no_grad():
         caam.gamma.fill_(0.7)
@@ -57,7 +57,7 @@ def test_caam_rows_sum_to_one_and_match_formula():
 
 
 def test_caam_gamma_changes_output_and_receives_gradient():
-    caam = ChannelAssistedAttention()
+    caam = ChannelAssistedAttention(scale="linear")
     f1 = _features(0).requires_grad_(True)
     f2 = _features(1).requires_grad_(True)
     out1, out2 = caam(f1, f2)
@@ -68,8 +68,8 @@ def test_caam_gamma_changes_output_and_receives_gradient():
 
 def test_caam_danet_energy_is_a_different_function():
     f1, f2 = _features(0), _features(1)
-    plain = ChannelAssistedAttention(energy="softmax")
-    danet = ChannelAssistedAttention(energy="danet")
+    plain = ChannelAssistedAttention(energy="softmax", scale="linear")
+    danet = ChannelAssistedAttention(energy="danet", scale="linear")
     _, _, q_plain, _ = plain(f1, f2, return_attention=True)
     _, _, q_danet, _ = danet(f1, f2, return_attention=True)
     torch.testing.assert_close(q_danet.sum(-1), torch.ones(B, C))
@@ -77,7 +77,7 @@ def test_caam_danet_energy_is_a_different_function():
 
 
 def test_caam_keep_attention():
-    caam = ChannelAssistedAttention()
+    caam = ChannelAssistedAttention(scale="linear")
     assert caam.last_attention is None
     caam.keep_attention = True
     caam(_features(0), _features(1))
@@ -87,7 +87,7 @@ def test_caam_keep_attention():
 
 @pytest.mark.parametrize("energy", ["softmax", "danet"])
 def test_caam_large_activations_under_bf16_autocast(energy):
-    caam = ChannelAssistedAttention(energy=energy)
+    caam = ChannelAssistedAttention(energy=energy, scale="linear")
     with torch.no_grad():
         caam.gamma.fill_(0.5)
     conv = torch.nn.Conv2d(C, C, 1)
@@ -104,7 +104,7 @@ def test_caam_large_activations_under_bf16_autocast(energy):
 
 def test_caam_fp16_inputs_large_energy_no_overflow():
     # The energy sum_n x_n x2_n = 1e6 * N overflows float16 (max 65504); computed in float32 it does not.
-    caam = ChannelAssistedAttention()
+    caam = ChannelAssistedAttention(scale="linear")
     with torch.no_grad():
         caam.gamma.fill_(1.0)
     f1 = (_features(0) * 1e3).half()

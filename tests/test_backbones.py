@@ -73,7 +73,7 @@ def test_inception_small_input_is_a_clear_error():
 
 
 def test_unknown_arch_and_option():
-    with pytest.raises(ValueError, match="Did you mean 'vgg16'"):
+    with pytest.raises(ValueError, match="did you mean 'vgg16'"):
         build_backbone("vgg")
     with pytest.raises(ValueError, match="width"):
         build_backbone("small_cnn", widht=8)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cirlib.cli import SUBCOMMANDS, build_parser, main, register_subcommand
+from cirlib.cli import SUBCOMMANDS, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "synthetic" / "tiny.yaml"
@@ -29,7 +29,7 @@ def run_cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     )
 
 
-def test_parser_has_train_and_evaluate_and_a_hook():
+def test_parser_has_train_and_evaluate_and_a_hook(monkeypatch):
     parser = build_parser()
     args = parser.parse_args(["train", "--config", "x.yaml", "--set", "a.b=1", "c=2", "--resume"])
     assert args.command == "train" and args.set == ["a.b=1", "c=2"] and args.resume
@@ -41,11 +41,8 @@ def test_parser_has_train_and_evaluate_and_a_hook():
         p = sub.add_parser("hello")
         p.set_defaults(func=lambda a: 7)
 
-    register_subcommand("hello", register)
-    try:
-        assert main(["hello"]) == 7
-    finally:
-        SUBCOMMANDS.pop("hello")
+    monkeypatch.setitem(SUBCOMMANDS, "hello", register)
+    assert main(["hello"]) == 7
 
 
 def test_unknown_set_key_is_a_clear_error(capsys):

@@ -21,8 +21,8 @@ from cirlib.cli import build_parser, main
 from cirlib.config import ConfigError, load_config
 from cirlib.engine import fit, read_checkpoint
 from cirlib.engine.checkpoint import CheckpointError, check_same_model, load_model_state
-from cirlib.engine.trainer import DataSplitError
-from cirlib.experiments import NotebookParameterError, experiment_config, validate_notebook_parameters
+from cirlib.engine.fit import DataSplitError
+from cirlib.runs import NotebookParameterError, experiment_config, validate_notebook_parameters
 from fixtures_data import make_cub_fixture, make_wsol_metadata_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,8 +184,8 @@ def test_4_annotated_extra_parameters_are_type_checked():
 
 
 def test_4_every_notebook_validates_all_its_parameters():
-    from cirlib.experiments import NOTEBOOK_PARAMETERS
-    from cirlib.notebooks import declared_parameters, list_notebooks
+    from cirlib.runs.parameters import NOTEBOOK_PARAMETERS
+    from cirlib.tools.notebooks import declared_parameters, list_notebooks
 
     for notebook in list_notebooks(ROOT / "notebooks"):
         declared = declared_parameters(notebook)
@@ -202,7 +202,7 @@ def test_4_every_notebook_validates_all_its_parameters():
 
 
 def test_5_numbers_are_read_as_people_write_them(tmp_path):
-    from cirlib.notebooks import _parse_yaml_parameters
+    from cirlib.tools.notebooks import _parse_yaml_parameters
 
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  lr: 1e-3\n  weight_decay: 5E-4\neval:\n  cam_interval: .01\n")
@@ -286,7 +286,7 @@ def test_6_a_run_that_could_not_evaluate_is_not_completed(tmp_path, monkeypatch)
     assert metrics["status"] == "failed: evaluation" and metrics["test"] is None
     assert "x.jpg" in metrics["error"]
     # A notebook does not take that run for a finished one: it resumes (no step left) and evaluates.
-    from cirlib.experiments import train_or_load
+    from cirlib.runs import train_or_load
 
     monkeypatch.undo()
     trained = train_or_load(load_config(TINY, FAST + [f"output_dir={out}"]), progress=False)
@@ -544,12 +544,11 @@ def test_10_docs_and_help():
 
 def test_10_no_method_leaves_parameters_unused_so_ddp_does_not_search():
     from cirlib.engine.trainer import _find_unused
-    from cirlib.experiments import METHOD_OPTIONS
     from cirlib.methods import METHODS, build_model
 
     torch.manual_seed(0)
     for method in METHODS:
-        model = build_model(method, "small_cnn", 4, image_size=32, width=4, **METHOD_OPTIONS[method])
+        model = build_model(method, "small_cnn", 4, image_size=32, width=4)
         model.training_loss(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))["loss"].backward()
         unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
         assert not model.may_skip_parameters and unused == [], (method, unused)

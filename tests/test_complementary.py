@@ -216,11 +216,11 @@ def test_no_unused_parameters_in_training():
 
 
 def test_bad_options_name_the_valid_values():
-    with pytest.raises(ValueError, match="'early', 'late'"):
+    with pytest.raises(ValueError, match="ComplementaryModel: attention_at='middle' is not one of early, late"):
         _model(attention_at="middle")
     with pytest.raises(ValueError, match="stitched"):
         _model(fusion_loss="l2")
-    with pytest.raises(ValueError, match="'two', 'shared'"):
+    with pytest.raises(ValueError, match="classifier='three' is not one of two, shared"):
         _model(classifier="three")
     with pytest.raises(ValueError, match="hide_prob"):
         _model(hide_prob=1.5)

@@ -243,3 +243,36 @@ def test_new_layers_get_the_lr_multiplier(tmp_path):
     lrs = sorted({g["lr"] for g in opt.param_groups})
     assert lrs == pytest.approx([0.01, 0.1])
     assert all(g["nesterov"] and g["momentum"] == 0.9 for g in opt.param_groups)
+
+
+def test_only_models_that_need_boxes_get_the_batchs_boxes(tmp_path):
+    """The few-shot hook: ``needs_boxes = True`` models get ``boxes=``; every other model's call is unchanged."""
+    from torch.utils.data import DataLoader, Subset
+
+    from cirlib.data import build_dataset, collate_wsol
+    from cirlib.methods import CAMModel
+    from cirlib.models.backbones import build_backbone
+
+    cfg = tiny(tmp_path, "train.epochs=1")
+    dataset = Subset(build_dataset("synthetic", "train", image_size=32), range(16))
+    expected = [item["boxes"] for item in dataset]
+
+    class BoxModel(CAMModel):
+        needs_boxes = True
+
+        def training_loss(self, images, labels, boxes):
+            seen.extend(boxes)
+            return super().training_loss(images, labels)
+
+    class PlainModel(CAMModel):
+        def training_loss(self, images, labels):  # would fail with an unexpected boxes= keyword
+            calls.append(len(labels))
+            return super().training_loss(images, labels)
+
+    seen, calls = [], []
+    for cls in (BoxModel, PlainModel):
+        loader = DataLoader(dataset, batch_size=8, shuffle=False, collate_fn=collate_wsol)
+        Trainer(cls(build_backbone("small_cnn", width=4), 10), loader, cfg, write=False, progress=False).fit()
+    assert len(seen) == 16 and all(torch.equal(a, b.float()) for a, b in zip(seen, expected))
+    assert all(b.dtype == torch.float32 and b.shape[-1] == 4 for b in seen)
+    assert calls == [8, 8]

@@ -8,17 +8,10 @@ import pytest
 
 import torch
 
-from cirlib.experiments import (
-    BUDGETS,
-    CPU_TRAIN_THREADS,
-    dataset_fingerprint,
-    demo_configs,
-    experiment_config,
-    fusion_ablation_configs,
-    train_or_load,
-    validate_notebook_parameters,
-)
-from cirlib.notebooks import pretrain_demo_runs
+from cirlib.runs import validate_notebook_parameters
+from cirlib.runs.cache import CPU_TRAIN_THREADS, dataset_fingerprint, train_or_load
+from cirlib.runs.experiments import BUDGETS, demo_configs, experiment_config, fusion_ablation_configs
+from cirlib.tools.notebooks import pretrain_demo_runs
 
 
 def test_every_method_gets_the_same_budget(tmp_path):
@@ -157,13 +150,15 @@ def test_demo_pretraining_trains_every_notebook_run_in_parallel_then_reuses(tmp_
 
 
 def test_estimate_train_seconds_from_measured_times_and_relative_costs(tmp_path):
-    from cirlib.experiments import CAM_DEMO_EPOCH_SECONDS, RELATIVE_TRAIN_COST, estimate_train_seconds
+    from cirlib.runs.experiments import CAM_DEMO_EPOCH_SECONDS, estimate_train_seconds
+    from cirlib.methods.registry import get_spec
 
     missing = tmp_path / "none.json"
     cam = experiment_config("cam", device="cpu")
     assert estimate_train_seconds(cam, missing) == pytest.approx(CAM_DEMO_EPOCH_SECONDS * cam.train.epochs)
     full = experiment_config("full", device="cpu", epochs=1)
-    assert estimate_train_seconds(full, missing) == pytest.approx(CAM_DEMO_EPOCH_SECONDS * RELATIVE_TRAIN_COST["full"])
+    assert estimate_train_seconds(full, missing) == pytest.approx(CAM_DEMO_EPOCH_SECONDS * get_spec("full").relative_cost)
+    assert estimate_train_seconds(experiment_config("acol", device="cpu"), missing) is None  # cost not measured
     fast = experiment_config("cam", device="cpu", fast=True)  # 128 images of 32 px, width 8, 1 epoch
     assert estimate_train_seconds(fast, missing) == pytest.approx(
         CAM_DEMO_EPOCH_SECONDS * (128 * 32 ** 2 * 8 ** 2) / (2000 * 64 ** 2 * 16 ** 2))
@@ -182,3 +177,29 @@ def test_train_or_load_says_how_long_before_it_trains(tmp_path, capsys):
     assert "training it now, 1 epoch(s), " in first and "on one idle CPU core" in first
     train_or_load(config, progress=False)
     assert "training it now" not in capsys.readouterr().out  # reused: nothing to announce
+
+
+def test_run_identity_compares_resolved_model_options(tmp_path):
+    """A restated default is the same run; a run trained under other defaults is refused, never reused."""
+    from cirlib.engine import read_checkpoint
+    from cirlib.runs.cache import model_identity, same_run
+
+    plain = experiment_config("caam", fast=True, output_dir=tmp_path, device="cpu")
+    spelled = experiment_config("caam", fast=True, output_dir=tmp_path, device="cpu")
+    spelled.model.options = dict(spelled.model.options, attention_at="late", cam_from="backbone")
+    assert model_identity(plain) == model_identity(spelled)
+    assert same_run(spelled, plain, model_identity(spelled)) and same_run(plain, spelled, model_identity(plain))
+    early = experiment_config("caam", fast=True, output_dir=tmp_path, device="cpu", options={"attention_at": "early"})
+    assert not same_run(early, plain, model_identity(early))
+
+    cam = experiment_config("cam", fast=True, output_dir=tmp_path, device="cpu")
+    trained = train_or_load(cam, progress=False)
+    final = trained.output_dir / "final.pt"
+    checkpoint = read_checkpoint(final)
+    assert checkpoint["model_options"] == model_identity(cam)
+    assert train_or_load(cam, progress=False).reused
+    # The same config, but the checkpoint's model was built under another default (num_pools).
+    checkpoint["model_options"]["backbone"]["num_pools"] = 3
+    torch.save(checkpoint, final)
+    with pytest.raises(ValueError, match="different configuration"):
+        train_or_load(cam, progress=False)

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from cirlib import figure_check, notebooks as nbtools
+from cirlib.tools import figure_check, notebooks as nbtools
 from cirlib.paths import NOTEBOOKS_DIR
 
 PNG = {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure size 640x480 with 1 Axes>"}
@@ -78,7 +78,7 @@ def _nbval(tmp_path, first_cell: str) -> subprocess.CompletedProcess:
     nbformat.write(nb, str(tmp_path / "00_toy.ipynb"))
     env = dict(os.environ, MPLBACKEND="Agg")
     return subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
-                           "cirlib.nbval_figures", "-p", "no:cacheprovider", "-q", str(tmp_path / "00_toy.ipynb")],
+                           "cirlib.tools.nbval_figures", "-p", "no:cacheprovider", "-q", str(tmp_path / "00_toy.ipynb")],
                           capture_output=True, text=True, env=env, timeout=240, cwd=tmp_path)
 
 
@@ -125,5 +125,5 @@ def test_notebooks_default_to_the_runs_make_demo_trains(path):
     default = ast.literal_eval(line.split("=", 1)[1].split("#", 1)[0].strip())
     assert (path.parent / default).resolve() == RUNS_DIR.resolve(), line
     makefile = (REPO_ROOT / "Makefile").read_text()
-    runs = re.search(r"cirlib\.notebooks demo .*--runs (\S+)", makefile).group(1)
+    runs = re.search(r"cirlib\.tools\.notebooks demo .*--runs (\S+)", makefile).group(1)
     assert (REPO_ROOT / runs).resolve() == RUNS_DIR.resolve()

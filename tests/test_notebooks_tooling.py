@@ -1,4 +1,4 @@
-"""cirlib.notebooks: student copies, stripping checks, declared parameters, and the notebooks' conventions."""
+"""cirlib.tools.notebooks: student copies, stripping checks, declared parameters, and the notebooks' conventions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from cirlib import notebooks as nbtools
+from cirlib.tools import notebooks as nbtools
 from cirlib.paths import NOTEBOOKS_DIR
 
 PARAMS = 'FAST: bool = False  # tiny run\nSEED: int = 0  # seed\nDATA: str = "synthetic"  # dataset\n'

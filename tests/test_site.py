@@ -1,4 +1,4 @@
-"""Staging of the reading-group site (``cirlib.site``); the built site is checked in tests/browser."""
+"""Staging of the reading-group site (``cirlib.tools.site``); the built site is checked in tests/browser."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cirlib.site import BROWSER_CHECK_TAG, WIDGET_VIEW_MIME, stage
+from cirlib.tools.site import BROWSER_CHECK_TAG, WIDGET_VIEW_MIME, stage
 
 ROOT = Path(__file__).resolve().parents[1]
 

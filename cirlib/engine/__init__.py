@@ -1,23 +1,26 @@
 """Training and evaluation engine: :func:`fit`, :class:`Trainer`, :func:`evaluate_model`.
 
-Evaluation (:mod:`cirlib.engine.evaluation`) is kept apart from training
-(:mod:`cirlib.engine.trainer`); checkpoints live in :mod:`cirlib.engine.checkpoint` and the
-``torchrun``/DDP helpers in :mod:`cirlib.engine.distributed`.
+:mod:`cirlib.engine.builders` builds what a run needs from its config (data, model, loaders,
+optimizer, schedule); :mod:`cirlib.engine.trainer` is the training loop; :mod:`cirlib.engine.fit`
+runs one config end to end. Evaluation (:mod:`cirlib.engine.evaluation`) is kept apart from
+training; checkpoints live in :mod:`cirlib.engine.checkpoint` and the ``torchrun``/DDP helpers in
+:mod:`cirlib.engine.distributed`.
 """
 
 from cirlib.engine.checkpoint import load_checkpoint, read_checkpoint
 from cirlib.engine.distributed import LossAdapter, ResumableDistributedSampler, ShardSampler
 from cirlib.engine.evaluation import default_cam_thresholds, evaluate_model
-from cirlib.engine.trainer import (
-    NonFiniteLossError,
-    RunResult,
-    Trainer,
+from cirlib.engine.builders import (
+    build_data,
     build_eval_loader,
+    build_model,
     build_optimizer,
     build_scheduler,
     build_train_loader,
-    fit,
+    num_classes,
 )
+from cirlib.engine.fit import fit
+from cirlib.engine.trainer import NonFiniteLossError, RunResult, Trainer
 
 __all__ = [
     "LossAdapter",
@@ -26,7 +29,9 @@ __all__ = [
     "RunResult",
     "ShardSampler",
     "Trainer",
+    "build_data",
     "build_eval_loader",
+    "build_model",
     "build_optimizer",
     "build_scheduler",
     "build_train_loader",
@@ -34,5 +39,6 @@ __all__ = [
     "evaluate_model",
     "fit",
     "load_checkpoint",
+    "num_classes",
     "read_checkpoint",
 ]

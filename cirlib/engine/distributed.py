@@ -112,15 +112,17 @@ class LossAdapter(nn.Module):
 
     DDP only all-reduces gradients of computations that go through the wrapped module's
     ``forward``; WSOL models train through ``training_loss(images, labels)`` instead, so this
-    adapter's ``forward`` calls it.
+    adapter's ``forward`` calls it (with ``boxes=`` only when given, for models with ``needs_boxes``).
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> dict:  # noqa: D102
-        return self.model.training_loss(images, labels)
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, boxes: list | None = None) -> dict:  # noqa: D102
+        if boxes is None:
+            return self.model.training_loss(images, labels)
+        return self.model.training_loss(images, labels, boxes=boxes)
 
 
 class ResumableDistributedSampler(DistributedSampler):

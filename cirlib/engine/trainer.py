@@ -1,14 +1,4 @@
-r"""The training loop: :class:`Trainer` (bring your own model and loaders) and :func:`fit` (a config).
-
-Optimisation follows the reference WSOL benchmark: SGD with momentum 0.9 (Nesterov), weight decay,
-a learning rate multiplied by ``new_layer_lr_mult`` for newly added layers
-(``model.param_groups``), and a step (or cosine) schedule evaluated per optimisation step
-:math:`s` with :math:`S` steps per epoch:
-
-.. math::
-    \eta_s = \eta_0 \cdot \gamma^{\lfloor \lfloor s / S \rfloor / k \rfloor} \quad\text{(step)},
-    \qquad
-    \eta_s = \eta_0 \cdot \tfrac12\bigl(1 + \cos(\pi s / (S E))\bigr) \quad\text{(cosine)}.
+r"""The training loop: :class:`Trainer` (bring your own model and loaders).
 
 Nothing is lost: ``last.pt`` is written atomically at the end of every epoch and every
 ``checkpoint_every_steps`` steps mid-epoch, with everything needed to continue exactly where the
@@ -23,7 +13,6 @@ they do not depend on the loader worker or the ``torchrun`` rank that reads the 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -32,10 +21,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from cirlib.config import ExperimentConfig, config_to_dict, save_config
+from cirlib.engine.builders import base_dataset, build_optimizer, build_scheduler
 from cirlib.engine.checkpoint import (
     CHECKPOINT_FORMAT,
     capture_rng_state,
@@ -47,33 +36,19 @@ from cirlib.engine.checkpoint import (
 from cirlib.engine.distributed import (
     LossAdapter,
     ResumableDistributedSampler,
-    ShardSampler,
     all_reduce_sum,
     barrier,
     gather_objects,
     get_rank,
     get_world_size,
-    init_distributed,
     is_distributed,
     is_main_process,
 )
 from cirlib.engine.evaluation import evaluate_model, progress_disabled
-from cirlib.utils import atomic_torch_save, atomic_write_json, resolve_device, seed_everything
+from cirlib.utils import atomic_torch_save, atomic_write_json, resolve_device
 from cirlib.utils.memory import keep_freed_cpu_memory
 
-__all__ = [
-    "DataSplitError",
-    "NonFiniteLossError",
-    "RunResult",
-    "Trainer",
-    "build_eval_loader",
-    "build_optimizer",
-    "build_scheduler",
-    "build_train_loader",
-    "check_output_dir",
-    "fit",
-    "prepare_split",
-]
+__all__ = ["NonFiniteLossError", "RunResult", "Trainer"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -102,89 +77,14 @@ class RunResult:
     model: nn.Module | None = None
 
 
-# ----------------------------------------------------------------------------- builders
+def _find_unused(model: nn.Module, asked: bool) -> bool:
+    """DDP's ``find_unused_parameters``: only when asked *and* the model may leave parameters unused.
 
-
-def build_optimizer(model: nn.Module, train_cfg) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov, weight decay) over ``model.param_groups(lr, new_layer_lr_mult)``."""
-    if hasattr(model, "param_groups"):
-        groups = model.param_groups(train_cfg.lr, train_cfg.new_layer_lr_mult)
-    else:
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": train_cfg.lr}]
-    return torch.optim.SGD(
-        groups,
-        lr=train_cfg.lr,
-        momentum=train_cfg.momentum,
-        nesterov=train_cfg.nesterov,
-        weight_decay=train_cfg.weight_decay,
-    )
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, train_cfg, steps_per_epoch: int):
-    """A per-step ``LambdaLR`` implementing the ``step`` / ``cosine`` / ``constant`` schedules."""
-    steps_per_epoch = max(1, int(steps_per_epoch))
-    total = steps_per_epoch * train_cfg.epochs
-    kind, step_every, decay = train_cfg.lr_schedule, train_cfg.lr_step, train_cfg.lr_decay
-
-    def factor(step: int) -> float:
-        if kind == "step":
-            return decay ** ((step // steps_per_epoch) // step_every)
-        if kind == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-        return 1.0
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _limit(dataset, limit: int | None):
-    if limit is None or limit >= len(dataset):
-        return dataset
-    return Subset(dataset, range(limit))
-
-
-def _collate():
-    from cirlib.data import collate_wsol
-
-    return collate_wsol
-
-
-def build_train_loader(
-    dataset, batch_size: int, seed: int = 0, num_workers: int = 0, pin_memory: bool = False, drop_last: bool = True
-) -> DataLoader:
-    """A training loader whose order depends only on ``(seed, epoch)`` and that resumes mid-epoch.
-
-    Uses :class:`ResumableDistributedSampler` (sharded across ranks under ``torchrun``) and a
-    dedicated generator, so the global RNG is not touched by the loader.
+    Searching costs a graph traversal per step and, when nothing is unused, makes DDP warn on every
+    run; models say whether some parameters can miss a step (``may_skip_parameters``).
     """
-    sampler = ResumableDistributedSampler(dataset, shuffle=True, seed=seed)
-    generator = torch.Generator()
-    generator.manual_seed(seed)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=num_workers,
-        pin_memory=pin_memory,
-        drop_last=drop_last,
-        collate_fn=_collate(),
-        generator=generator,
-        persistent_workers=False,
-    )
-
-
-def build_eval_loader(dataset, batch_size: int, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """An evaluation loader in dataset order; under ``torchrun`` each rank gets its shard."""
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=ShardSampler(len(dataset)),
-        num_workers=num_workers,
-        pin_memory=pin_memory,
-        collate_fn=_collate(),
-    )
-
-
-# ----------------------------------------------------------------------------- trainer
+    skip = getattr(model, "may_skip_parameters", True)
+    return bool(asked and (skip() if callable(skip) else skip))
 
 
 class Trainer:
@@ -192,11 +92,11 @@ class Trainer:
 
     Usable from notebooks with an already-built model and loaders::
 
-        trainer = Trainer(model, train_loader, config, val_loader=val_loader, output_dir=None)
+        trainer = Trainer(model, train_loader, config, val_loader=val_loader, write=False)
         result = trainer.fit()
 
-    With ``output_dir=None`` nothing is written (no checkpoints, no resume). For exact resume
-    build the training loader with :func:`build_train_loader`.
+    With ``write=False`` nothing is written (no checkpoints, no resume). For exact resume build the
+    training loader with :func:`cirlib.engine.builders.build_train_loader`.
 
     Args:
         model: a WSOL model (model contract: ``training_loss``, ``forward(..., return_cam)``,
@@ -205,11 +105,10 @@ class Trainer:
         config: the experiment config (only ``seed``, ``train`` and ``eval`` are used here);
             defaults to :class:`ExperimentConfig`'s.
         val_loader: evaluated every ``train.eval_every`` epochs to select ``best.pt``.
-        output_dir: run folder; defaults to ``config.resolved_output_dir()`` when ``config`` is
-            given, pass ``None`` explicitly via ``write=False`` to keep everything in memory.
+        output_dir: run folder; ``None`` means ``config.resolved_output_dir()``.
         device: overrides ``config.device``.
         progress: tqdm progress bars (also off with ``TQDM_DISABLE``).
-        write: write files (rank 0 only in any case).
+        write: write files (rank 0 only in any case); ``False`` keeps everything in memory.
     """
 
     def __init__(
@@ -254,6 +153,7 @@ class Trainer:
             )
         self.optimizer = build_optimizer(self.model, self.tcfg)
         self.scheduler = build_scheduler(self.optimizer, self.tcfg, self.steps_per_epoch)
+        self.needs_boxes = bool(getattr(self.model, "needs_boxes", False))
         self.loss_module: nn.Module = LossAdapter(self.model)
         if is_distributed():
             self.loss_module = nn.parallel.DistributedDataParallel(
@@ -354,7 +254,7 @@ class Trainer:
         check_same_model(ckpt, self.config, self.model, path)
         self.load_state(ckpt, path)
         self.last_checkpoint = path
-        self._log(
+        self.log(
             f"Resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}/{self.steps_per_epoch} "
             f"(global step {self.global_step})."
         )
@@ -362,7 +262,7 @@ class Trainer:
 
     # --------------------------------------------------------------- helpers
 
-    def _log(self, message: str) -> None:
+    def log(self, message: str) -> None:
         if is_main_process():
             tqdm.write(f"[cirlib] {message}")
 
@@ -371,7 +271,7 @@ class Trainer:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _write_metrics(self, status: str, test: dict | None = None, extra: dict | None = None) -> Path | None:
+    def write_metrics(self, status: str, test: dict | None = None, extra: dict | None = None) -> Path | None:
         if not self.write or self.output_dir is None:
             return None
         payload = {
@@ -390,7 +290,7 @@ class Trainer:
         return atomic_write_json(self.output_dir / "metrics.json", payload)
 
     def _start_epoch(self) -> None:
-        dataset = _base_dataset(self.train_loader.dataset)
+        dataset = base_dataset(self.train_loader.dataset)
         if hasattr(dataset, "set_epoch"):  # per-item augmentation seeds (real datasets)
             dataset.set_epoch(self.epoch)
         if isinstance(self.sampler, ResumableDistributedSampler):
@@ -418,7 +318,7 @@ class Trainer:
             "Try a lower train.lr, train.amp=none, or check the inputs for NaN; `--resume` continues "
             "from the last checkpoint."
         )
-        self._write_metrics("stopped: non-finite loss", extra={"error": message})
+        self.write_metrics("stopped: non-finite loss", extra={"error": message})
         raise NonFiniteLossError(message)
 
     # --------------------------------------------------------------- training
@@ -440,8 +340,11 @@ class Trainer:
             labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
+            boxes = None
+            if self.needs_boxes:  # only models that say so get the GT boxes (see WSOLModel.needs_boxes)
+                boxes = [torch.as_tensor(b, dtype=torch.float32).to(self.device) for b in batch["boxes"]]
             with self._autocast():
-                out = self.loss_module(images, labels)
+                out = self.loss_module(images, labels, boxes)
             loss = out["loss"]
             self._check_finite(loss)
             self.optimizer.zero_grad(set_to_none=True)
@@ -529,7 +432,7 @@ class Trainer:
         (:func:`fit` passes ``"evaluating"`` and writes ``"completed"`` once the test split is scored).
         """
         if resume and not self.resume():
-            self._log(f"resume asked for but there is no checkpoint in {self.output_dir}; starting from scratch.")
+            self.log(f"resume asked for but there is no checkpoint in {self.output_dir}; starting from scratch.")
         if self.write and self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.output_dir / "config.yaml")
@@ -561,236 +464,16 @@ class Trainer:
             self.save_checkpoint("last.pt", kind="epoch")
             if improved:
                 self.save_checkpoint("best.pt", kind="best")
-            self._write_metrics("running")
+            self.write_metrics("running")
             msg = f"epoch {self.epoch}/{self.tcfg.epochs}: loss {train_stats['loss']:.4f}"
             if "top1" in train_stats:
                 msg += f", train top-1 {train_stats['top1']:.1f}"
             if "val" in entry:
                 val = entry["val"]
                 msg += f", val top-1 {val['top1']:.1f}, MaxBoxAccV2 {val.get('maxboxacc_v2', float('nan')):.1f}"
-            self._log(msg)
+            self.log(msg)
         self.save_checkpoint("final.pt", kind="final")
-        path = self._write_metrics(final_status)
+        path = self.write_metrics(final_status)
         return RunResult(
             output_dir=self.output_dir, history=self.history, best=self.best, metrics_path=path, model=self.model
         )
-
-
-# ----------------------------------------------------------------------------- fit(config)
-
-
-def _build_data(config: ExperimentConfig, split: str, train: bool):
-    from cirlib.data import build_dataset
-
-    d = config.data
-    dataset = build_dataset(d.name, split, root=d.root, image_size=d.image_size, **d.options)
-    return _limit(dataset, d.train_limit if train else d.eval_limit)
-
-
-def _build_model(config: ExperimentConfig, num_classes: int):
-    from cirlib.methods import build_model
-
-    m = config.model
-    return build_model(
-        m.method, m.arch, num_classes, pretrained=m.pretrained, image_size=config.data.image_size, **m.options
-    )
-
-
-def _base_dataset(dataset):
-    """The dataset under any ``Subset`` wrappers."""
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    return dataset
-
-
-def _num_classes(dataset) -> int:
-    return int(_base_dataset(dataset).num_classes)
-
-
-class DataSplitError(ValueError):
-    """A split the run needs cannot be built or read; the message names the config key and the file."""
-
-
-#: Training splits larger than this are checked on this many evenly spaced images (ILSVRC's 1.28
-#: million headers would take minutes); evaluation splits are always checked completely.
-TRAIN_FILE_CHECK_LIMIT = 20_000
-
-
-def check_output_dir(path: str | os.PathLike) -> Path:
-    """Check, without writing anything, that the run folder can be created and written.
-
-    Raises:
-        ConfigError: ``output_dir`` is a file, or its nearest existing parent is not writable.
-    """
-    from cirlib.config import ConfigError
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"output_dir={str(path)!r} is a file, not a folder. Choose a folder: --set output_dir=DIR.")
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ConfigError(
-            f"output_dir={str(path)!r} cannot be created: {probe} is a file. Choose another: --set output_dir=DIR."
-        )
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"output_dir={str(path)!r} is not writable ({probe} does not allow writing). "
-            "Choose a folder you can write to: --set output_dir=DIR."
-        )
-    return path
-
-
-def _base_and_indices(dataset) -> tuple[Any, list[int]]:
-    if isinstance(dataset, Subset):
-        return dataset.dataset, list(dataset.indices)
-    return dataset, list(range(len(dataset)))
-
-
-def prepare_split(config: ExperimentConfig, split: str, key: str, train: bool = False, log=None):
-    """Build one split the run will use and check it before any training step.
-
-    The metadata is parsed, the split must not be empty (after ``data.train_limit`` /
-    ``data.eval_limit``), and for real datasets every image's header is read and its boxes checked
-    against its size (a training split above :data:`TRAIN_FILE_CHECK_LIMIT` images on a sample).
-
-    Args:
-        config: the experiment.
-        split: ``train``, ``val`` or ``test``.
-        key: the config key that chose the split (``eval.split``), named in errors.
-        train: apply ``data.train_limit`` instead of ``data.eval_limit``.
-        log: called with a notice when only a sample is checked.
-
-    Raises:
-        DataSplitError: naming ``key``, the split and the file (one line).
-        SplitNotAvailableError: the layout has no such split (the caller decides).
-    """
-    from cirlib.data import SplitNotAvailableError
-
-    where = f"{key}={split!r}" if key != "data.root" else f"the {split!r} split"
-    try:
-        dataset = _build_data(config, split, train=train)
-    except SplitNotAvailableError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise DataSplitError(f"{where}: {exc}") from exc
-    if len(dataset) == 0:
-        raise DataSplitError(f"{where}: the {split!r} split is empty; check data.root and the split's metadata.")
-    base, indices = _base_and_indices(dataset)
-    if hasattr(base, "check_files"):
-        if train and len(indices) > TRAIN_FILE_CHECK_LIMIT:
-            step = len(indices) / TRAIN_FILE_CHECK_LIMIT
-            indices = [indices[int(k * step)] for k in range(TRAIN_FILE_CHECK_LIMIT)]
-            if log is not None:
-                log(f"checking {len(indices)} of the {len(dataset)} training images before training (all of val/test).")
-        try:
-            base.check_files(indices)
-        except (OSError, ValueError) as exc:
-            raise DataSplitError(f"{where}: {exc}") from exc
-    return dataset
-
-
-def _find_unused(model: nn.Module, asked: bool) -> bool:
-    """DDP's ``find_unused_parameters``: only when asked *and* the model may leave parameters unused.
-
-    Searching costs a graph traversal per step and, when nothing is unused, makes DDP warn on every
-    run; models say whether some parameters can miss a step (``may_skip_parameters``).
-    """
-    skip = getattr(model, "may_skip_parameters", True)
-    return bool(asked and (skip() if callable(skip) else skip))
-
-
-def fit(config: ExperimentConfig, resume: bool = False, progress: bool = True) -> RunResult:
-    """Train and evaluate one experiment described by ``config``.
-
-    Builds the datasets (``cirlib.data.build_dataset``), the model (``cirlib.methods.build_model``),
-    seeded loaders and a :class:`Trainer`; trains (validating on ``eval.val_split`` to keep
-    ``best.pt``), evaluates the final model on ``eval.split`` and writes ``metrics.json``. Under
-    ``torchrun`` it runs DDP (gloo on the CPU, nccl on CUDA); only rank 0 writes.
-
-    Fails early: the output folder, and every split the run uses (train, ``eval.val_split``,
-    ``eval.split``), are built and checked before the first step (see :func:`prepare_split`).
-    On the official CUB-200-2011 layout, which has no ``val`` split, ``eval.val_split=val`` falls back
-    to no validation with a logged notice (``best.pt`` is then not written). ``metrics.json`` says
-    ``"completed"`` only once the final evaluation is written; a failed evaluation is recorded as
-    ``"failed: evaluation"`` with the error.
-
-    Args:
-        config: the experiment (see :mod:`cirlib.config`).
-        resume: continue from ``<output_dir>/last.pt`` when it exists.
-        progress: tqdm progress bars.
-
-    Returns:
-        A :class:`RunResult` (the same numbers on every rank).
-    """
-    from cirlib.data import SplitNotAvailableError
-
-    config.validate()
-    device = resolve_device(config.device)
-    output_dir = check_output_dir(config.resolved_output_dir())
-    created_group = init_distributed(device.type)
-
-    def log(message: str) -> None:
-        if is_main_process():
-            tqdm.write(f"[cirlib] {message}")
-
-    try:
-        if is_distributed() and device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        seed_everything(config.seed)
-        train_set = prepare_split(config, "train", "data.root", train=True, log=log)
-        if hasattr(_base_dataset(train_set), "set_augmentation_seed"):
-            # crops and flips from (seed, epoch, image): the same whatever the rank or worker reading it
-            _base_dataset(train_set).set_augmentation_seed(config.seed)
-        # Building the evaluation splits early must not move the random streams the training uses.
-        rng_before = capture_rng_state()
-        val_set = None
-        if config.eval.val_split is not None and config.train.eval_every > 0:
-            try:
-                val_set = prepare_split(config, config.eval.val_split, "eval.val_split")
-            except SplitNotAvailableError as exc:
-                log(f"eval.val_split={config.eval.val_split!r} is not available, so training runs without "
-                    f"validation and writes no best.pt (eval.val_split=null silences this): {exc}")
-        try:
-            test_set = prepare_split(config, config.eval.split, "eval.split")
-        except SplitNotAvailableError as exc:
-            raise DataSplitError(f"eval.split={config.eval.split!r}: {exc}") from exc
-        restore_rng_state(rng_before)
-        num_classes = config.model.num_classes or _num_classes(train_set)
-        model = _build_model(config, num_classes)
-        # Each rank draws its own hiding masks; the data order is seeded separately.
-        torch.manual_seed(config.seed + 1000 * get_rank())
-        pin = config.data.pin_memory and device.type == "cuda"
-        train_loader = build_train_loader(
-            train_set, config.data.batch_size, seed=config.seed, num_workers=config.data.num_workers,
-            pin_memory=pin,
-        )
-        val_loader = None
-        if val_set is not None:
-            val_loader = build_eval_loader(val_set, config.data.eval_batch_size, config.data.num_workers, pin)
-        test_loader = build_eval_loader(test_set, config.data.eval_batch_size, config.data.num_workers, pin)
-        trainer = Trainer(
-            model, train_loader, config, val_loader=val_loader, output_dir=output_dir,
-            device=device, progress=progress,
-        )
-        result = trainer.fit(resume=resume, final_status="evaluating")
-        try:
-            result.test = trainer.evaluate(test_loader, desc=config.eval.split)
-        except Exception as exc:
-            trainer._write_metrics("failed: evaluation", extra={"error": f"{type(exc).__name__}: {exc}"})
-            raise
-        result.metrics_path = trainer._write_metrics("completed", test=result.test)
-        t = result.test
-        trainer._log(
-            f"{config.eval.split}: top-1 {t['top1']:.2f}, MaxBoxAcc "
-            + "/".join(f"{v:.1f}" for v in (t.get("maxboxacc") or {}).values())
-            + f", MaxBoxAccV2 {t.get('maxboxacc_v2', float('nan')):.2f}"
-            + (f", PxAP {t['pxap']:.2f}" if t.get("pxap") is not None else "")
-            + (f" -> {result.metrics_path}" if result.metrics_path else "")
-        )
-        barrier()
-        return result
-    finally:
-        if created_group:
-            torch.distributed.destroy_process_group()

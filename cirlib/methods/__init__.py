@@ -1,32 +1,22 @@
-"""WSOL methods, one module each, and the :func:`build_model` registry.
+"""WSOL methods, one module each; :func:`build_model` builds any method of the registry by name.
 
-========================  =====================================================================
-method                    what it is
-========================  =====================================================================
-``cam``                   CAM baseline: backbone + 1x1-conv classifier + GAP, cross-entropy
-``has``                   Hide-and-Seek: CAM trained on images with random hidden patches
-``complementary``         two complementary images per input, shared backbone, two classifiers
-``caam``                  ``complementary`` + channel-wise assisted attention (CAAM)
-``ssam``                  ``complementary`` + spatial self-attention (SSAM)
-``full``                  CAAM + SSAM + the attention-based fusion loss (``"max"``)
-========================  =====================================================================
-
-The last four are :class:`cirlib.methods.complementary.ComplementaryModel` with presets; options
-given to :func:`build_model` override a preset (e.g. ``complementary`` with
+Which methods exist, their presets, descriptions and costs: :mod:`cirlib.methods.registry`
+(:func:`describe_methods` prints them; ``cirlib train --help`` lists them). ``complementary``, ``caam``,
+``ssam`` and ``full`` are :class:`cirlib.methods.complementary.ComplementaryModel` with presets;
+options given to :func:`build_model` override a preset (e.g. ``complementary`` with
 ``fusion_loss="stitched"`` for an ablation).
 """
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Sequence
 from typing import Any
 
 from cirlib.methods.base import WSOLModel
 from cirlib.methods.cam import CAMModel, class_activation_maps
-from cirlib.methods.fusion_loss import DEFAULT_FUSION_LOSS
 from cirlib.methods.has import HaSModel
+from cirlib.methods.registry import METHOD_SPECS, METHODS, MethodSpec, get_spec
 from cirlib.methods.masks import (
     complementary_masks,
     complementary_pair,
@@ -38,50 +28,28 @@ from cirlib.methods.masks import (
 
 __all__ = [
     "METHODS",
+    "METHOD_SPECS",
     "CAMModel",
     "HaSModel",
+    "MethodSpec",
     "WSOLModel",
     "build_model",
     "class_activation_maps",
     "complementary_masks",
     "complementary_pair",
     "describe_methods",
+    "get_spec",
     "hide_patches",
     "patch_grid_mask",
+    "resolve_model_options",
     "sample_patch_size",
     "scale_patch_sizes",
 ]
 
-#: Method names understood by :func:`build_model`.
-METHODS: tuple[str, ...] = ("cam", "has", "complementary", "caam", "ssam", "full")
-
-_DESCRIPTIONS: dict[str, str] = {
-    "cam": "CAM baseline: backbone + 1x1-conv classifier + GAP, cross-entropy on the full image",
-    "has": "Hide-and-Seek: CAM trained on images with random square patches hidden (p = 0.5)",
-    "complementary": "two complementary images (M*I, (1-M)*I), shared backbone, two classifiers",
-    "caam": "complementary + channel-wise assisted attention module (CAAM) between the branches",
-    "ssam": "complementary + spatial self-attention module (SSAM) in each branch",
-    "full": "complementary + CAAM + SSAM + attention-based fusion loss ('max')",
-}
-
-# Presets of ComplementaryModel(backbone, num_classes, *, use_caam, use_ssam, fusion_loss, **options).
-_COMPLEMENTARY_PRESETS: dict[str, dict[str, Any]] = {
-    "complementary": {"use_caam": False, "use_ssam": False, "fusion_loss": None},
-    "caam": {"use_caam": True, "use_ssam": False, "fusion_loss": None},
-    "ssam": {"use_caam": False, "use_ssam": True, "fusion_loss": None},
-    "full": {"use_caam": True, "use_ssam": True, "fusion_loss": DEFAULT_FUSION_LOSS},
-}
-
-
 def describe_methods() -> str:
-    """A one-line description of every method, one per line (for help texts and notebooks)."""
+    """A one-line description of every method of the registry, one per line (for help texts and notebooks)."""
     width = max(map(len, METHODS))
-    return "\n".join(f"{name:<{width}}  {_DESCRIPTIONS[name]}" for name in METHODS)
-
-
-def _did_you_mean(value: str, valid: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(value), list(valid), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
+    return "\n".join(f"{spec.name:<{width}}  {spec.description}" for spec in METHOD_SPECS)
 
 
 def _accepted_options(cls: type) -> tuple[tuple[str, ...], bool]:
@@ -93,21 +61,6 @@ def _accepted_options(cls: type) -> tuple[tuple[str, ...], bool]:
         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     )
     return names, any(p.kind is p.VAR_KEYWORD for p in params)
-
-
-def _method_class(method: str) -> type:
-    if method == "cam":
-        return CAMModel
-    if method == "has":
-        return HaSModel
-    try:  # built by another module; imported lazily so cam/has work without it
-        from cirlib.methods.complementary import ComplementaryModel
-    except ImportError as exc:
-        raise ImportError(
-            f"method {method!r} needs cirlib.methods.complementary.ComplementaryModel, which could not "
-            f"be imported ({exc})."
-        ) from exc
-    return ComplementaryModel
 
 
 def _short_side(image_size: int | Sequence[int] | None) -> int | None:
@@ -147,32 +100,9 @@ def build_model(
         ValueError: unknown method, arch or option (the message lists the valid names), or an
             image size below the backbone's minimum.
     """
-    from cirlib.models.backbones import ARCH_OPTIONS, MIN_INPUT_SIZE, build_backbone, check_arch
+    from cirlib.models.backbones import MIN_INPUT_SIZE, build_backbone
 
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; valid: {', '.join(METHODS)}.{_did_you_mean(method, METHODS)}")
-    check_arch(arch)
-    backbone_kw = dict(options.pop("backbone_options", None) or {})
-    for key in list(options):
-        if key in ARCH_OPTIONS[arch]:
-            backbone_kw[key] = options.pop(key)
-
-    cls = _method_class(method)
-    accepted, var_kw = _accepted_options(cls)
-    method_kw = dict(_COMPLEMENTARY_PRESETS.get(method, {}))
-    method_kw.update(options)
-    if "image_size" in accepted and image_size is not None:
-        method_kw.setdefault("image_size", image_size)
-    if not var_kw:
-        unknown = [k for k in method_kw if k not in accepted]
-        if unknown:
-            valid = sorted(set(accepted) | set(ARCH_OPTIONS[arch]) | {"backbone_options"})
-            hints = "".join(_did_you_mean(k, valid) for k in unknown)
-            raise ValueError(
-                f"Unknown option(s) {unknown} for method {method!r} with arch {arch!r}; "
-                f"valid: {', '.join(valid)}.{hints}"
-            )
-
+    cls, backbone_kw, method_kw = _split_options(method, arch, image_size, options)
     short = _short_side(image_size)
 
     def check_size(min_size: int) -> None:
@@ -194,10 +124,53 @@ def build_model(
     except AttributeError:
         pass
     try:  # what `--resume` compares and checkpoints store: every option, defaults included
-        model.resolved_options = resolved_model_options(cls, arch, backbone_kw, method_kw)
+        model.resolved_options = _resolved(cls, arch, backbone_kw, method_kw)
     except AttributeError:
         pass
     return model
+
+
+def _split_options(
+    method: str, arch: str, image_size: int | Sequence[int] | None, options: dict[str, Any]
+) -> tuple[type, dict[str, Any], dict[str, Any]]:
+    """The model class, backbone options and method options (preset + given) of one model; checks every name."""
+    from cirlib.config import validate_choice
+    from cirlib.models.backbones import ARCH_OPTIONS, check_arch
+
+    spec = get_spec(method)
+    check_arch(arch)
+    options = dict(options)
+    backbone_kw = dict(options.pop("backbone_options", None) or {})
+    for key in list(options):
+        if key in ARCH_OPTIONS[arch]:
+            backbone_kw[key] = options.pop(key)
+    cls = spec.model_class()
+    accepted, var_kw = _accepted_options(cls)
+    method_kw = dict(spec.presets)
+    method_kw.update(options)
+    if "image_size" in accepted and image_size is not None:
+        method_kw.setdefault("image_size", image_size)
+    if not var_kw:
+        valid = sorted(set(accepted) | set(ARCH_OPTIONS[arch]) | {"backbone_options"})
+        for key in method_kw:
+            validate_choice("option", key, valid, prefix=f"Unknown option of method {method!r} with arch {arch!r}: ")
+    return cls, backbone_kw, method_kw
+
+
+def resolve_model_options(
+    method: str, arch: str = "small_cnn", image_size: int | Sequence[int] | None = 64, **options: Any
+) -> dict[str, Any]:
+    """The options :func:`build_model` would build this model with, defaults included, without building it.
+
+    Two configs that build the same model (``{}`` and ``{"attention_at": "late"}`` when ``"late"`` is
+    the default) resolve to the same dict; a checkpoint stores this dict (``model_options``), so a
+    run's identity does not depend on how its options were spelled nor on restated defaults.
+
+    Returns:
+        ``{"method": {option: value}, "backbone": {option: value}}`` (tuples as lists).
+    """
+    cls, backbone_kw, method_kw = _split_options(method, arch, image_size, options)
+    return _resolved(cls, arch, backbone_kw, method_kw)
 
 
 def _defaults(fn, given: dict[str, Any], skip: int) -> dict[str, Any]:
@@ -210,17 +183,13 @@ def _defaults(fn, given: dict[str, Any], skip: int) -> dict[str, Any]:
     return out
 
 
-def resolved_model_options(cls: type, arch: str, backbone_kw: dict[str, Any], method_kw: dict[str, Any]) -> dict:
-    """The options a model was really built with: the method's and backbone's defaults plus the given ones.
-
-    Two configs that build the same model (``{}`` and ``{fusion_weight: 1.0}`` when 1.0 is the
-    default) resolve to the same dict, so resuming compares models, not spellings.
-    """
-    from cirlib.models.backbones import _BUILDERS
+def _resolved(cls: type, arch: str, backbone_kw: dict[str, Any], method_kw: dict[str, Any]) -> dict:
+    """The options a model was really built with: the method's and backbone's defaults plus the given ones."""
+    from cirlib.models.backbones import backbone_builder
 
     return {
         "method": _plain(_defaults(cls.__init__, method_kw, skip=3)),
-        "backbone": _plain(_defaults(_BUILDERS[arch], backbone_kw, skip=0)),
+        "backbone": _plain(_defaults(backbone_builder(arch), backbone_kw, skip=0)),
     }
 
 

@@ -41,10 +41,16 @@ class WSOLModel(nn.Module):
             (then DDP must search for them, ``find_unused_parameters``). Every cirlib method uses
             all its parameters in every step (``tests/test_cli_errors.py`` checks it), so DDP does
             not search and does not warn; a subclass with branch-only layers sets it to True.
+        needs_boxes: the training loss needs the batch's ground-truth boxes: the trainer then calls
+            ``training_loss(images, labels, boxes=boxes)``, ``boxes`` a list of ``B`` float tensors
+            ``(k_i, 4)`` with inclusive pixel corners ``x0, y0, x1, y1`` (the dataset contract of
+            ``docs/architecture.md``). Weak supervision has no boxes: only a baseline that trains
+            on a few boxed images (``data.train_per_class``) sets it to True.
     """
 
     method: str = "base"
     may_skip_parameters: bool = False
+    needs_boxes: bool = False
 
     def __init__(self, backbone: nn.Module, num_classes: int) -> None:
         super().__init__()

@@ -50,23 +50,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cirlib.config import validate_choice
 from cirlib.methods.base import WSOLModel
 from cirlib.methods.fusion_loss import FUSION_LOSSES, attention_fusion_loss, needs_full_map
-from cirlib.methods.masks import (
-    HAS_PATCH_SIZES,
-    HAS_REFERENCE_SIZE,
-    complementary_pair,
-    sample_patch_size,
-    scale_patch_sizes,
-)
+from cirlib.methods.masks import check_patch_options, complementary_pair, patch_sizes_for, sample_patch_size
 from cirlib.models.attention import (
     CAAM_ENERGIES,
+    DEFAULT_SCALE,
+    DEFAULT_SSAM_MODE,
     SCALES,
     SSAM_MODES,
     ChannelAssistedAttention,
     SpatialSelfAttention,
 )
-from cirlib.models.heads import CAMHead, select_class_maps
+from cirlib.models.heads import CAMHead, minmax_normalize, select_class_maps
 
 __all__ = [
     "AGGREGATIONS",
@@ -75,7 +72,6 @@ __all__ = [
     "CAM_SOURCES",
     "CLASSIFIERS",
     "ComplementaryModel",
-    "normalize_class_maps",
 ]
 
 ATTENTION_PLACEMENTS = ("early", "late")
@@ -86,20 +82,7 @@ AGGREGATIONS = ("mean", "sum")
 
 
 def _choice(name: str, value: Any, valid: tuple[str, ...]) -> str:
-    if value not in valid:
-        raise ValueError(
-            f"ComplementaryModel: unknown {name}={value!r}. Valid values: {', '.join(map(repr, valid))} "
-            "(see docs/reconstruction.md)."
-        )
-    return value
-
-
-def normalize_class_maps(maps: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    r"""Min-max normalise every ``(image, class)`` map of ``(B, K, h, w)`` to :math:`[0, 1]` (float32)."""
-    flat = maps.float().flatten(2)
-    lo = flat.amin(dim=2, keepdim=True)
-    hi = flat.amax(dim=2, keepdim=True)
-    return ((flat - lo) / (hi - lo + eps)).view(maps.shape)
+    return validate_choice(name, value, valid, prefix="ComplementaryModel: ", suffix=" (see docs/reconstruction.md).")
 
 
 class ComplementaryModel(WSOLModel):
@@ -166,8 +149,8 @@ class ComplementaryModel(WSOLModel):
         cam_fusion: str = "max",
         attention_at: str = "late",
         cam_from: str = "backbone",
-        ssam_mode: str = "gate",
-        attention_scale: str = "tanh",
+        ssam_mode: str = DEFAULT_SSAM_MODE,
+        attention_scale: str = DEFAULT_SCALE,
         scale_bound: float = 1.0,
         aggregation: str = "mean",
         caam_energy: str = "softmax",
@@ -180,14 +163,7 @@ class ComplementaryModel(WSOLModel):
                 f"ComplementaryModel: unknown fusion_loss={fusion_loss!r}. Valid values: None, "
                 f"{', '.join(map(repr, FUSION_LOSSES))} (see docs/reconstruction.md)."
             )
-        if patch_sizes is not None:
-            patch_sizes = tuple(int(s) for s in patch_sizes)
-            if not patch_sizes or any(s < 0 for s in patch_sizes):
-                raise ValueError(
-                    f"ComplementaryModel: patch_sizes must be non-empty and >= 0 (0 = no split), got {patch_sizes!r}."
-                )
-        if not 0.0 <= float(hide_prob) <= 1.0:
-            raise ValueError(f"ComplementaryModel: hide_prob must be in [0, 1], got {hide_prob!r}.")
+        patch_sizes, hide_prob = check_patch_options(patch_sizes, hide_prob, "ComplementaryModel")
         if float(fusion_weight) < 0:
             raise ValueError(f"ComplementaryModel: fusion_weight (lambda) must be >= 0, got {fusion_weight!r}.")
         self.use_caam, self.use_ssam = bool(use_caam), bool(use_ssam)
@@ -249,9 +225,7 @@ class ComplementaryModel(WSOLModel):
 
     def patch_sizes_for(self, height: int, width: int) -> tuple[int, ...]:
         """The candidate patch sides for ``height x width`` training images."""
-        if self.patch_sizes is not None:
-            return self.patch_sizes
-        return scale_patch_sizes(HAS_PATCH_SIZES, (height, width), HAS_REFERENCE_SIZE)
+        return patch_sizes_for(self.patch_sizes, height, width)
 
     def split(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         """Draw a patch side and split the batch: ``(I1, I2, M, patch_size)``, ``M`` True where ``I1`` shows."""
@@ -381,7 +355,7 @@ class ComplementaryModel(WSOLModel):
         logit = torch.stack(logits).mean(0)
         if len(maps) == 1:
             return logit, maps[0]
-        normed = torch.stack([normalize_class_maps(m) for m in maps])
+        normed = torch.stack([minmax_normalize(m) for m in maps])
         fused = normed.amax(0) if self.cam_fusion == "max" else normed.mean(0)
         return logit, fused
 

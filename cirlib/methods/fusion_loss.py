@@ -15,7 +15,7 @@ maps; its formula is not available to us. We offer three kinds, selected by name
   ``"stitched"``; ``docs/reconstruction.md``).
 
 :math:`\operatorname{sg}` is stop-gradient. Every map is the ground-truth-class map at
-feature resolution, min-max normalised per image (:func:`minmax_normalize`) before the
+feature resolution, min-max normalised per image (:func:`cirlib.models.heads.minmax_normalize`) before the
 comparison (the stitched / max target is renormalised the same way), so the loss is scale-free, lies in :math:`[0, 1]`, is 0 when the maps agree and
 positive otherwise.
 """
@@ -25,16 +25,16 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from torch import nn
 from torch.nn import functional as F
+
+from cirlib.config import validate_choice
+from cirlib.models.heads import minmax_normalize
 
 __all__ = [
     "DEFAULT_FUSION_LOSS",
     "FUSION_LOSSES",
-    "AttentionFusionLoss",
     "attention_fusion_loss",
     "downsample_mask",
-    "minmax_normalize",
     "needs_full_map",
 ]
 
@@ -48,34 +48,13 @@ FusionKind = Literal["stitched", "consistency", "max"]
 
 
 def _check_kind(kind: str) -> str:
-    if kind not in FUSION_LOSSES:
-        raise ValueError(
-            f"Unknown fusion loss kind={kind!r}. Valid kinds: {', '.join(map(repr, FUSION_LOSSES))} "
-            "(see docs/reconstruction.md, 'Attention-based fusion loss')."
-        )
-    return kind
+    return validate_choice("kind", kind, FUSION_LOSSES, prefix="Unknown fusion loss: ",
+                           suffix=" (see docs/reconstruction.md, 'Attention-based fusion loss').")
 
 
 def needs_full_map(kind: str) -> bool:
     """Whether ``kind`` needs the map of a third, full-image pass."""
     return _NEEDS_FULL[_check_kind(kind)]
-
-
-def minmax_normalize(maps: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    r"""Per-image min-max normalisation, differentiable: :math:`(A - \min A) / (\max A - \min A + \epsilon)`.
-
-    A constant map becomes zeros. Computed in float32.
-
-    Args:
-        maps: ``(B, h, w)`` maps.
-        eps: guards the division for constant maps.
-    """
-    if maps.dim() != 3:
-        raise ValueError(f"minmax_normalize: expected (B, h, w) maps, got shape {tuple(maps.shape)}.")
-    flat = maps.float().flatten(1)
-    lo = flat.amin(dim=1, keepdim=True)
-    hi = flat.amax(dim=1, keepdim=True)
-    return ((flat - lo) / (hi - lo + eps)).view_as(maps)
 
 
 def downsample_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -148,35 +127,3 @@ def attention_fusion_loss(
     # when the full map is (an affine copy of) the target.
     target = minmax_normalize(target.detach(), eps)
     return (a_full - target).abs().mean()
-
-
-class AttentionFusionLoss(nn.Module):
-    r"""Module form of :func:`attention_fusion_loss` with a weight :math:`\lambda`.
-
-    Args:
-        kind: ``"stitched"`` (default), ``"consistency"`` or ``"max"``.
-        weight: :math:`\lambda`, the loss is ``weight * attention_fusion_loss(...)``.
-    """
-
-    def __init__(self, kind: str = "stitched", weight: float = 1.0) -> None:
-        super().__init__()
-        self.kind = _check_kind(kind)
-        self.weight = float(weight)
-
-    @property
-    def needs_full_map(self) -> bool:
-        """Whether this kind needs a third, full-image pass."""
-        return needs_full_map(self.kind)
-
-    def forward(
-        self,
-        full_map: torch.Tensor | None,
-        map1: torch.Tensor,
-        map2: torch.Tensor,
-        mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Weighted loss; see :func:`attention_fusion_loss` for the arguments."""
-        return self.weight * attention_fusion_loss(self.kind, full_map, map1, map2, mask)
-
-    def extra_repr(self) -> str:
-        return f"kind={self.kind!r}, weight={self.weight}"

@@ -26,13 +26,7 @@ import torch
 from torch import nn
 
 from cirlib.methods.cam import CAMModel
-from cirlib.methods.masks import (
-    HAS_PATCH_SIZES,
-    HAS_REFERENCE_SIZE,
-    hide_patches,
-    sample_patch_size,
-    scale_patch_sizes,
-)
+from cirlib.methods.masks import check_patch_options, hide_patches, patch_sizes_for, sample_patch_size
 
 __all__ = ["HaSModel"]
 
@@ -65,23 +59,15 @@ class HaSModel(CAMModel):
         fill: float | Sequence[float] = 0.0,
     ) -> None:
         super().__init__(backbone, num_classes)
-        if patch_sizes is not None:
-            patch_sizes = tuple(int(s) for s in patch_sizes)
-            if not patch_sizes or any(s < 0 for s in patch_sizes):
-                raise ValueError(f"HaSModel: patch_sizes must be non-empty and >= 0 (0 = no hiding), got {patch_sizes!r}.")
-        if not 0.0 <= float(hide_prob) <= 1.0:
-            raise ValueError(f"HaSModel: hide_prob must be in [0, 1], got {hide_prob!r}.")
-        self.patch_sizes: tuple[int, ...] | None = patch_sizes
-        self.hide_prob = float(hide_prob)
+        self.patch_sizes: tuple[int, ...] | None
+        self.patch_sizes, self.hide_prob = check_patch_options(patch_sizes, hide_prob, "HaSModel")
         self.fill = fill
         self.generator: torch.Generator | None = None
         self.last_patch_size: int | None = None
 
     def patch_sizes_for(self, height: int, width: int) -> tuple[int, ...]:
         """The candidate patch sides for ``height x width`` training images."""
-        if self.patch_sizes is not None:
-            return self.patch_sizes
-        return scale_patch_sizes(HAS_PATCH_SIZES, (height, width), HAS_REFERENCE_SIZE)
+        return patch_sizes_for(self.patch_sizes, height, width)
 
     def hide(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Hide patches of one batch: ``(hidden_images, visible_mask (B,1,H,W), patch_size)``."""

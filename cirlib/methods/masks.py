@@ -43,6 +43,8 @@ __all__ = [
     "patch_grid_mask",
     "sample_patch_size",
     "scale_patch_sizes",
+    "check_patch_options",
+    "patch_sizes_for",
 ]
 
 #: Patch sides used by Hide-and-Seek at 224 px (0 means "hide nothing").
@@ -276,3 +278,35 @@ def sample_patch_size(sizes: Sequence[int], generator: torch.Generator | None = 
         raise ValueError("sample_patch_size: sizes is empty; pass e.g. scale_patch_sizes(image_size=64).")
     index = int(torch.randint(len(sizes), (1,), generator=generator).item())
     return int(sizes[index])
+
+
+def check_patch_options(
+    patch_sizes: Sequence[int] | None, hide_prob: float, where: str
+) -> tuple[tuple[int, ...] | None, float]:
+    """Check the patch options HaS and the complementary model share: ``(patch_sizes, hide_prob)``.
+
+    Args:
+        patch_sizes: fixed patch sides (``>= 0``, non-empty; 0 hides nothing) or ``None`` for the
+            HaS set scaled to each batch (:func:`patch_sizes_for`).
+        hide_prob: probability that a patch is hidden, in ``[0, 1]``.
+        where: the caller, named in error messages.
+
+    Returns:
+        ``patch_sizes`` as a tuple of ints (or ``None``) and ``hide_prob`` as a float.
+    """
+    if patch_sizes is not None:
+        patch_sizes = tuple(int(s) for s in patch_sizes)
+        if not patch_sizes or any(s < 0 for s in patch_sizes):
+            raise ValueError(f"{where}: patch_sizes must be non-empty and >= 0 (0 = no patch), got {patch_sizes!r}.")
+    if not 0.0 <= float(hide_prob) <= 1.0:
+        raise ValueError(f"{where}: hide_prob must be in [0, 1], got {hide_prob!r}.")
+    return patch_sizes, float(hide_prob)
+
+
+def patch_sizes_for(patch_sizes: Sequence[int] | None, height: int, width: int) -> tuple[int, ...]:
+    """The candidate patch sides for ``height x width`` images: ``patch_sizes`` when given, else
+    :data:`HAS_PATCH_SIZES` scaled from :data:`HAS_REFERENCE_SIZE` to the shorter side (the one rule
+    of HaS and the complementary model)."""
+    if patch_sizes is not None:
+        return tuple(patch_sizes)
+    return scale_patch_sizes(HAS_PATCH_SIZES, (height, width), HAS_REFERENCE_SIZE)

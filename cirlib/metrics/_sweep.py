@@ -236,7 +236,7 @@ def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarra
                 nroots = _push_root(p, parent, roots, rpos, nroots)
                 rp = p
             # the 4 cells containing p: a 3rd / 4th foreground pixel adds 1/2 to the area of the
-            # (single) component; bit-quad changes update 4 x the Euler number C - H (Gray 1971)
+            # (single) component
             for d in range(4):
                 c = p - cell_off[d]
                 cells[c] += 1

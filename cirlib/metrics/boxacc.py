@@ -15,14 +15,8 @@ interval 0.001). This module gives the same numbers with far less work (see ``do
    the crop of :math:`F_L`'s bounding box (translation keeps contours, their order and their
    areas) and ranks the contours by exact shoelace areas, as ``cv2.contourArea``.
 
-Without numba, :func:`best_ious_opencv` (an Euler-number one-contour certificate, else one cropped
-``findContours`` per distinct level) gives the same numbers more slowly:
-
-- the Euler number :math:`E(L) = C(L) - H(L)` (8-connected foreground, 4-connected holes) from 2x2
-  bit-quad counts, :math:`4E = n(Q_1) - n(Q_3) - 2n(Q_D)` (Gray, 1971), and an upper bound
-  :math:`G(L) \ge C(L)`: the number of regional-maximum plateaus with value :math:`\ge L`. Where
-  :math:`G(L) = 1` and :math:`E(L) = 1` the image has exactly one contour, whose box is the
-  bounding box of :math:`F_L`.
+The independent oracle of the tests is :mod:`cirlib.metrics.reference` (the protocol as written:
+one ``cv2.findContours`` per threshold).
 """
 
 from __future__ import annotations
@@ -36,12 +30,9 @@ import numpy as np
 from cirlib.metrics._inputs import as_box_list, as_score_maps, as_thresholds, check_score_map
 from cirlib.metrics.boxes import box_iou_inclusive, quantize_scoremap
 
-try:  # the compiled sweep needs numba; without it the exact OpenCV path runs
-    from cirlib.metrics._sweep import level_sweep
-except ImportError:  # pragma: no cover - numba is a declared dependency
-    level_sweep = None
+from cirlib.metrics._sweep import level_sweep
 
-__all__ = ["boxacc_curves", "best_ious", "best_ious_opencv", "MODES"]
+__all__ = ["boxacc_curves", "best_ious", "MODES"]
 
 MODES = ("single", "multi")
 
@@ -54,61 +45,6 @@ def _threshold_levels(qmax: int, present: np.ndarray, cam_thresholds: np.ndarray
     cand = np.where(present, np.arange(256), 256)
     next_present = np.append(np.minimum.accumulate(cand[::-1])[::-1], 256)
     return next_present[level]
-
-
-def _euler_numbers(q: np.ndarray) -> np.ndarray:
-    """4 x Euler number (8-connectivity) of ``q >= L`` for L = 0..256, via 2x2 bit-quads."""
-    p = np.full((q.shape[0] + 1 + 1, q.shape[1] + 1 + 1), -1, dtype=np.int16)
-    p[1:-1, 1:-1] = q
-    a, b, c, d = p[:-1, :-1].ravel(), p[:-1, 1:].ravel(), p[1:, :-1].ravel(), p[1:, 1:].ravel()
-    lo1, hi1 = np.minimum(a, b), np.maximum(a, b)
-    lo2, hi2 = np.minimum(c, d), np.maximum(c, d)
-    s0, s3 = np.minimum(lo1, lo2), np.maximum(hi1, hi2)
-    m1, m2 = np.maximum(lo1, lo2), np.minimum(hi1, hi2)
-    s1, s2 = np.minimum(m1, m2), np.maximum(m1, m2)
-    n = 258
-    # a level L is "inside (lo, hi]" when lo < L <= hi: +w at lo+1, -w at hi+1
-    diff = (np.bincount(s2 + 1, minlength=n) - np.bincount(s3 + 1, minlength=n)   # Q1: one pixel
-            - np.bincount(s0 + 1, minlength=n) + np.bincount(s1 + 1, minlength=n))  # Q3: three
-    ad_lo, ad_hi = np.minimum(a, d), np.maximum(a, d)
-    bc_lo, bc_hi = np.minimum(b, c), np.maximum(b, c)
-    for top_lo, other_hi in ((ad_lo, bc_hi), (bc_lo, ad_hi)):  # QD: the two top pixels diagonal
-        sel = top_lo > other_hi
-        if sel.any():
-            diff -= 2 * np.bincount(other_hi[sel] + 1, minlength=n)
-            diff += 2 * np.bincount(top_lo[sel] + 1, minlength=n)
-    return np.cumsum(diff)[:257]
-
-
-def _max_groups(q: np.ndarray) -> np.ndarray:
-    """G(L) for L = 0..256: the number of regional-maximum plateaus of ``q`` with value >= L.
-
-    A regional maximum is an 8-connected plateau of equal values whose neighbours are all lower.
-    Every 8-component of ``q >= L`` contains one whole such plateau, so G(L) >= C(L).
-    """
-    h, w = q.shape
-    p = np.pad(q.astype(np.int16), 1, constant_values=-1)
-    shifts = [(dy, dx) for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1)]
-    nb = p[0:h, 0:w]
-    for dy, dx in shifts:
-        nb = np.maximum(nb, p[dy:dy + h, dx:dx + w])
-    centre = p[1:-1, 1:-1]
-    weak = centre >= nb  # weak local maxima: no higher neighbour
-    n, labels = cv2.connectedComponents(weak.view(np.uint8), connectivity=8)
-    if n <= 1:
-        return np.zeros(257, dtype=np.int64)
-    # a group whose plateau continues into a pixel with a higher neighbour is not a regional max
-    not_weak = np.pad(~weak, 1, constant_values=False)
-    leaks = np.zeros_like(weak)
-    for dy, dx in shifts:
-        leaks |= (p[dy:dy + h, dx:dx + w] == centre) & not_weak[dy:dy + h, dx:dx + w]
-    leaks &= weak
-    values = np.full(n, -1, dtype=np.int64)
-    values[labels[weak]] = q[weak]
-    values[labels[leaks]] = -1
-    values = values[1:]
-    hist = np.bincount(values[values >= 0], minlength=256)
-    return np.append(np.cumsum(hist[::-1])[::-1], 0)
 
 
 def _level_bboxes(q: np.ndarray) -> np.ndarray:
@@ -162,8 +98,8 @@ def best_ious(scoremap: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.nda
               modes: Sequence[str] = MODES) -> dict[str, np.ndarray]:
     """Best IoU with the GT boxes of the protocol's box(es) at each CAM threshold, per mode.
 
-    Uses the compiled union-find level sweep (:func:`cirlib.metrics._sweep.level_sweep`) when numba
-    is installed, else the OpenCV-per-level path (:func:`best_ious_opencv`); both are exact.
+    Uses the compiled union-find level sweep (:func:`cirlib.metrics._sweep.level_sweep`), with a
+    cropped ``cv2.findContours`` for the largest contour where the sweep's area bounds leave it open.
 
     Args:
         scoremap: validated ``(H, W)`` float map in [0, 1].
@@ -175,8 +111,6 @@ def best_ious(scoremap: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.nda
         ``{mode: (len(cam_thresholds),) float64}``; "single" is the IoU of the largest contour's box,
         "multi" the best IoU over every contour's box. Identical to the reference implementation.
     """
-    if level_sweep is None:
-        return best_ious_opencv(scoremap, gt_boxes, cam_thresholds, modes)
     q = np.ascontiguousarray(quantize_scoremap(scoremap))
     h, w = q.shape
     hist = np.bincount(q.ravel(), minlength=256)
@@ -204,63 +138,6 @@ def best_ious(scoremap: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.nda
         out["single"] = single[levels_per_thr]
     if "multi" in modes:
         out["multi"] = multi[levels_per_thr]
-    return out
-
-
-def best_ious_opencv(scoremap: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.ndarray,
-                     modes: Sequence[str] = MODES) -> dict[str, np.ndarray]:
-    """:func:`best_ious` without numba: a certificate or one cropped ``findContours`` per level.
-
-    Same arguments and results as :func:`best_ious`; slower on maps with many components.
-    """
-    q = quantize_scoremap(scoremap)
-    h, w = q.shape
-    hist = np.bincount(q.ravel(), minlength=256)
-    present = hist > 0
-    qmax = int(np.flatnonzero(present)[-1])
-    levels_per_thr = _threshold_levels(qmax, present, cam_thresholds)
-    levels, inverse = np.unique(levels_per_thr, return_inverse=True)
-    want_single, want_multi = "single" in modes, "multi" in modes
-
-    nonempty_levels = levels[levels < 256]
-    one_contour = np.zeros(257, dtype=bool)
-    if len(nonempty_levels):
-        euler4 = _euler_numbers(q)
-        groups = _max_groups(q)
-        one_contour = (euler4 == 4) & (groups == 1)
-        bboxes = _level_bboxes(q)
-
-    # per level: (n_boxes) boxes (x0, y0, x + w, y + h) before clipping, for each mode
-    nlev = len(levels)
-    base = np.zeros((nlev, 4), dtype=np.int64)  # empty image -> [0, 0, 0, 0]
-    fallback = np.zeros(nlev, dtype=bool)
-    ne = levels < 256
-    if ne.any():
-        bb = bboxes[levels[ne]]
-        base[ne] = bb + np.array([0, 0, 1, 1])
-        fallback[ne] = ~one_contour[levels[ne]]
-    single = {i: None for i in np.flatnonzero(fallback)}
-    multi = dict(single)
-    for i in single:
-        single[i], multi[i] = _contour_boxes(q, int(levels[i]), bboxes[levels[i]], want_single, want_multi)
-
-    gt = np.asarray(gt_boxes)
-    out: dict[str, np.ndarray] = {}
-    for mode, extra in (("single", single), ("multi", multi)):
-        if mode not in modes:
-            continue
-        if extra:
-            boxes = [extra[i] if i in extra else base[i:i + 1] for i in range(nlev)]
-            counts = np.fromiter((len(b) for b in boxes), dtype=np.int64, count=nlev)
-            allb = np.concatenate(boxes)
-        else:
-            counts, allb = None, base.copy()
-        allb[:, 2] = np.minimum(allb[:, 2], w - 1)
-        allb[:, 3] = np.minimum(allb[:, 3], h - 1)
-        iou = box_iou_inclusive(allb, gt).max(1)
-        if counts is not None:
-            iou = np.maximum.reduceat(iou, np.concatenate(([0], np.cumsum(counts)[:-1])))
-        out[mode] = iou[inverse]
     return out
 
 

@@ -40,6 +40,9 @@ SCALES = ("linear", "tanh")
 CAAM_ENERGIES = ("softmax", "danet")
 #: How SSAM uses its position attention.
 SSAM_MODES = ("additive", "gate")
+#: The defaults of the modules and of ComplementaryModel (one place; docs/reconstruction.md gives the reasons).
+DEFAULT_SCALE = "tanh"
+DEFAULT_SSAM_MODE = "gate"
 
 ScaleName = Literal["linear", "tanh"]
 
@@ -122,7 +125,7 @@ class ChannelAssistedAttention(nn.Module):
 
     def __init__(
         self,
-        scale: ScaleName = "linear",
+        scale: ScaleName = DEFAULT_SCALE,
         scale_bound: float = 1.0,
         energy: Literal["softmax", "danet"] = "softmax",
         temperature: Literal["none", "sqrt_n"] = "none",
@@ -251,8 +254,8 @@ class SpatialSelfAttention(nn.Module):
         self,
         channels: int,
         reduction: int = 8,
-        mode: Literal["additive", "gate"] = "additive",
-        scale: ScaleName = "linear",
+        mode: Literal["additive", "gate"] = DEFAULT_SSAM_MODE,
+        scale: ScaleName = DEFAULT_SCALE,
         scale_bound: float = 1.0,
     ) -> None:
         super().__init__()

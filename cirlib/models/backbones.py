@@ -28,9 +28,8 @@ or this package's own); see :mod:`cirlib.models.weights`.
 
 from __future__ import annotations
 
-import difflib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -38,9 +37,19 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models.inception import InceptionB
 
+from cirlib.config import validate_choice
 from cirlib.models.small_cnn import small_cnn_parts
 
-__all__ = ["ARCHS", "ARCH_OPTIONS", "MIN_INPUT_SIZE", "Backbone", "InceptionBStride", "build_backbone", "check_arch"]
+__all__ = [
+    "ARCHS",
+    "ARCH_OPTIONS",
+    "MIN_INPUT_SIZE",
+    "Backbone",
+    "InceptionBStride",
+    "backbone_builder",
+    "build_backbone",
+    "check_arch",
+]
 
 #: Architectures :func:`build_backbone` knows.
 ARCHS: tuple[str, ...] = ("small_cnn", "vgg16", "resnet50", "inception_v3")
@@ -225,16 +234,14 @@ _BUILDERS = {
 }
 
 
-def _did_you_mean(value: str, valid: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(value), list(valid), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
-
-
 def check_arch(arch: str) -> str:
     """Return ``arch`` if known, else raise a ``ValueError`` listing the valid names."""
-    if arch not in _BUILDERS:
-        raise ValueError(f"Unknown arch {arch!r}; valid: {', '.join(ARCHS)}.{_did_you_mean(arch, ARCHS)}")
-    return arch
+    return validate_choice("arch", arch, ARCHS, prefix="Unknown backbone: ")
+
+
+def backbone_builder(arch: str) -> Callable[..., Backbone]:
+    """The function that builds ``arch`` from its options (its keyword defaults are the backbone's defaults)."""
+    return _BUILDERS[check_arch(arch)]
 
 
 def build_backbone(arch: str, pretrained: str | None = None, **kw) -> Backbone:
@@ -255,15 +262,10 @@ def build_backbone(arch: str, pretrained: str | None = None, **kw) -> Backbone:
         ValueError: unknown arch or option, or weights that do not fit.
         RuntimeError: ImageNet weights requested but not reachable (pass a local file instead).
     """
-    check_arch(arch)
-    valid = ARCH_OPTIONS[arch]
-    unknown = [k for k in kw if k not in valid]
-    if unknown:
-        hint = "".join(_did_you_mean(k, valid) for k in unknown)
-        raise ValueError(
-            f"Unknown option(s) {unknown} for arch {arch!r}; valid: {list(valid) or 'none'}.{hint}"
-        )
-    backbone = _BUILDERS[arch](**kw)
+    builder = backbone_builder(arch)
+    for key in kw:
+        validate_choice("option", key, ARCH_OPTIONS[arch], prefix=f"Unknown option of arch {arch!r}: ")
+    backbone = builder(**kw)
     if pretrained is not None:
         from cirlib.models.weights import load_backbone_weights
 

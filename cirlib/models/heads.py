@@ -24,7 +24,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["CAMHead", "class_activation_maps", "select_class_maps"]
+__all__ = ["CAMHead", "class_activation_maps", "minmax_normalize", "select_class_maps"]
+
+
+def minmax_normalize(maps: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    r"""Min-max normalise every map of ``(..., h, w)`` over its own locations, differentiably (float32):
+
+    .. math:: \hat A = \frac{A - \min A}{\max A - \min A + \epsilon}.
+
+    A constant map becomes zeros. The training-side normaliser (fusion loss, the complementary
+    model's CAM fusion); evaluation uses the wsolevaluation protocol's
+    :func:`cirlib.metrics.normalize_cam` (no :math:`\epsilon`, NaN-safe, NumPy too).
+
+    Args:
+        maps: maps with the two spatial dimensions last, e.g. ``(B, h, w)`` or ``(B, K, h, w)``.
+        eps: guards the division for constant maps.
+    """
+    if maps.dim() < 2:
+        raise ValueError(f"minmax_normalize: expected (..., h, w) maps, got shape {tuple(maps.shape)}.")
+    flat = maps.float().flatten(-2)
+    lo = flat.amin(dim=-1, keepdim=True)
+    hi = flat.amax(dim=-1, keepdim=True)
+    return ((flat - lo) / (hi - lo + eps)).view(maps.shape)
 
 
 def class_activation_maps(

@@ -24,8 +24,8 @@ from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 import pytest
 
-from cirlib.notebooks import FAST_PARAMETERS, declared_parameters, list_notebooks, run_notebook
-from cirlib.site import build
+from cirlib.tools.notebooks import FAST_PARAMETERS, declared_parameters, list_notebooks, run_notebook
+from cirlib.tools.site import build
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "build" / "browser"

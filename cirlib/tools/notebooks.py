@@ -4,7 +4,7 @@ The notebooks in ``notebooks/`` are committed with their outputs stripped, excep
 ``keep_output``: those print stable values (shapes, counts, a seeded tiny computation) in FAST mode and
 are marked ``# NBVAL_CHECK_OUTPUT``, so ``nbval --nbval-lax`` compares exactly them.
 
-Command line (``python -m cirlib.notebooks ...`` or ``cirlib notebook ...``):
+Command line (``python -m cirlib.tools.notebooks ...`` or ``cirlib notebook ...``):
 
 * ``run NOTEBOOK OUT [-y YAML]``   run one notebook headless with papermill and other parameters
 * ``demo SRC OUT --figures DIR``   train the notebooks' runs in parallel (``--jobs``), then run every
@@ -170,6 +170,8 @@ def run_notebook(
 
 def prepare_ci(source_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
     """Inject the FAST parameters into copies of every notebook, for ``nbval`` to execute once."""
+    from cirlib.runs.machine import machine_description
+
     out_dir = Path(out_dir).resolve()
     artifacts = out_dir / "artifacts"
     written = []
@@ -199,31 +201,18 @@ def _mark_reference_outputs(path: Path) -> None:
     _write(nb, path)
 
 
-def _train_config(values: dict[str, Any]) -> tuple[str, bool, float]:
-    """Worker of :func:`pretrain_demo_runs`: train (or reuse) one run given as a config dict."""
-    from cirlib.config import config_from_dict
-    from cirlib.experiments import train_or_load
-
-    start = time.perf_counter()
-    trained = train_or_load(config_from_dict(values, source="make demo"), progress=False)
-    return str(trained.output_dir), trained.reused, time.perf_counter() - start
-
-
 def pretrain_demo_runs(runs_dir: str | os.PathLike, parameters: dict[str, Any] | None = None,
                        jobs: int = 2) -> float:
     """Train every run the demo notebooks need, ``jobs`` at a time; return the wall time.
 
-    The runs are those of :func:`cirlib.experiments.demo_configs` for the notebooks' ``SEED``,
-    ``FAST``, ``EPOCHS``, ``DEVICE`` and ``ABLATION_EPOCHS`` in ``parameters``; finished runs are
-    reused. Each worker process trains on one thread
-    (:data:`cirlib.experiments.CPU_TRAIN_THREADS`), which is also what a notebook does when it trains
-    itself, so the numbers are the same either way. Only for ``DATA="synthetic"``.
+    The runs are those of :func:`cirlib.runs.experiments.demo_configs` for the notebooks' ``SEED``,
+    ``FAST``, ``EPOCHS``, ``DEVICE`` and ``ABLATION_EPOCHS`` in ``parameters``, trained by
+    :func:`cirlib.runs.pool.run_many` (the pool of ``make results`` too); finished runs are reused.
+    A worker trains on one thread, as a notebook does when it trains itself, so the numbers are the
+    same either way. Only for ``DATA="synthetic"``.
     """
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
-
-    from cirlib.config import config_to_dict
-    from cirlib.experiments import RELATIVE_TRAIN_COST, demo_configs
+    from cirlib.runs.experiments import demo_configs
+    from cirlib.runs.pool import run_many
 
     params = dict(parameters or {})
     start = time.perf_counter()
@@ -234,23 +223,12 @@ def pretrain_demo_runs(runs_dir: str | os.PathLike, parameters: dict[str, Any] |
         epochs=int(params.get("EPOCHS") or 0) or None, device=str(params.get("DEVICE", "auto")),
         ablation_epochs=int(params.get("ABLATION_EPOCHS") or 0),
     )
-    configs.sort(key=lambda c: -RELATIVE_TRAIN_COST.get(c.model.method, 1.0) * c.train.epochs)
     print(f"[demo] training {len(configs)} runs first ({jobs} at a time; finished runs are reused) ...",
           flush=True)
-    jobs_list = [config_to_dict(c) for c in configs]
-    if jobs == 1:
-        finished = (_train_config(values) for values in jobs_list)
-        _report_pretrain(finished)
-    else:
-        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_train_config, values) for values in jobs_list]
-            _report_pretrain(future.result() for future in as_completed(futures))
+    for _, record in run_many(configs, jobs):
+        done = "reused" if record["reused"] else f"trained in {record['seconds']:.0f} s"
+        print(f"[demo]   {done}: {record['output_dir']}", flush=True)
     return time.perf_counter() - start
-
-
-def _report_pretrain(finished: Iterable[tuple[str, bool, float]]) -> None:
-    for run_dir, reused, seconds in finished:
-        print(f"[demo]   {'reused' if reused else f'trained in {seconds:.0f} s'}: {run_dir}", flush=True)
 
 
 def run_demo(
@@ -271,6 +249,8 @@ def run_demo(
     are reused by the other. Each notebook may write ``OUTPUT_DIR/summary/<notebook>.json``; the
     summaries are printed at the end.
     """
+    from cirlib.runs.machine import machine_description
+
     out_dir = Path(out_dir).resolve()
     artifacts = Path(runs_dir).resolve() if runs_dir else out_dir / "artifacts"
     figures = Path(figures_dir).resolve()
@@ -294,7 +274,7 @@ def run_demo(
         "pretrain_jobs": pretrain_jobs,
         "notebook_seconds": timings,
         "total_seconds": round(time.perf_counter() - total, 1),
-        "machine": _machine_description(),
+        "machine": machine_description(),
     }
     atomic_write_json(out_dir / "timings.json", record)
     _print_summaries(artifacts / "summary")
@@ -306,7 +286,7 @@ def run_demo(
 
 def _report_figures(out_dir: Path, paths: list[Path]) -> None:
     """Print the figures each executed notebook shows; fail when a figure cell showed none."""
-    from cirlib.figure_check import check_notebook
+    from cirlib.tools.figure_check import check_notebook
 
     reports = [check_notebook(p) for p in paths if p.exists()]
     for report in reports:
@@ -335,21 +315,6 @@ def install_kernel(prefix: str | os.PathLike | None = None, user: bool = True) -
     path = install(kernel_name=PROJECT_KERNEL_NAME, display_name=PROJECT_KERNEL_DISPLAY_NAME,
                    prefix=str(prefix) if prefix else None, user=bool(user and not prefix))
     return Path(path)
-
-
-def _machine_description() -> dict[str, Any]:
-    import platform
-
-    import torch
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
 
 
 def _print_summaries(folder: Path) -> None:
@@ -464,7 +429,7 @@ def _parse_yaml_parameters(text: str | None) -> dict[str, Any]:
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The ``notebook`` command line (also used by ``cirlib notebook``)."""
-    parser = parser or argparse.ArgumentParser(prog="python -m cirlib.notebooks", description=__doc__,
+    parser = parser or argparse.ArgumentParser(prog="python -m cirlib.tools.notebooks", description=__doc__,
                                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="notebook_command", required=True)
     run = sub.add_parser("run", help="run one notebook headless with other parameters")
@@ -518,7 +483,7 @@ def main_from_args(args: argparse.Namespace) -> int:
         if problems:
             print("These notebooks carry outputs or metadata that must not be committed:\n  "
                   + "\n  ".join(problems)
-                  + "\nFix: python -m cirlib.notebooks strip (or refresh-outputs after editing a checked cell).",
+                  + "\nFix: python -m cirlib.tools.notebooks strip (or refresh-outputs after editing a checked cell).",
                   file=sys.stderr)
             return 1
         print(f"{len(list_notebooks(args.source))} notebooks are stripped")
@@ -530,7 +495,7 @@ def main_from_args(args: argparse.Namespace) -> int:
         for path in make_student_copies(args.source, args.output):
             print(f"student copy {path}")
     elif command == "check-figures":
-        from cirlib.figure_check import check_folder
+        from cirlib.tools.figure_check import check_folder
 
         try:
             reports = check_folder(args.folder)
@@ -551,7 +516,7 @@ def main_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m cirlib.notebooks``."""
+    """Entry point of ``python -m cirlib.tools.notebooks``."""
     return main_from_args(build_parser().parse_args(argv))
 
 

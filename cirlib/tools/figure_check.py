@@ -9,7 +9,7 @@ papermill both pass such a notebook. This module turns "figures are missing" int
   or an earlier cell) whose body calls ``plt.show()``.
 * :func:`check_notebook` compares that with the image outputs of an executed notebook (papermill's
   copy, ``make demo``'s ``build/demo/``).
-* :mod:`cirlib.nbval_figures` does the same inside the nbval run of ``make test``, on the outputs
+* :mod:`cirlib.tools.nbval_figures` does the same inside the nbval run of ``make test``, on the outputs
   nbval collects (nbval never writes an executed notebook).
 
 Widget cells are counted in their static form: with ``INTERACTIVE=False`` the static figure must be

@@ -1,9 +1,9 @@
 """pytest plugin: nbval also fails a notebook whose figure cells showed no figure.
 
-Load it with ``pytest -p cirlib.nbval_figures --nbval-lax ...`` (``make nbval`` does). After the last
+Load it with ``pytest -p cirlib.tools.nbval_figures --nbval-lax ...`` (``make nbval`` does). After the last
 cell of every notebook nbval collects, it adds one test item, ``<notebook>::figures``, that compares
 the ``image/png`` outputs nbval received from each cell with what the cell's source draws
-(:func:`cirlib.figure_check.expected_figures`). A kernel that silently draws nothing
+(:func:`cirlib.tools.figure_check.expected_figures`). A kernel that silently draws nothing
 (``MPLBACKEND=Agg`` without ``%matplotlib inline``) then fails CI instead of passing it.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from cirlib.figure_check import check_cells
+from cirlib.tools.figure_check import check_cells
 
 
 class FigureCountItem(pytest.Item):

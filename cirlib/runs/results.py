@@ -2,14 +2,15 @@ r"""``make results``: every variant of the ablation, several seeds, one shared b
 
 Usage::
 
-    python -m cirlib.results --out results [--seeds 0 1 2] [--methods cam has ...] [--jobs 2] [--fast]
+    python -m cirlib.runs.results --out results [--seeds 0 1 2] [--methods cam has ...] [--jobs 2] [--fast]
 
-Every (method, seed) pair is trained through :func:`cirlib.experiments.experiment_config` and
-:func:`cirlib.experiments.train_or_load` with the budget of :data:`cirlib.experiments.BUDGETS`
+Every (method, seed) pair is trained through :func:`cirlib.runs.experiments.experiment_config` and
+:func:`cirlib.runs.cache.train_or_load` with the budget of :data:`cirlib.runs.experiments.BUDGETS`
 (``"demo"``, or ``"fast"`` with ``--fast``), so the runs are exactly those the notebooks train and
-reuse. Runs live in ``<out>/runs/`` and a finished run is reused, never retrained. ``--jobs``
-worker processes run in parallel, each with ``torch.set_num_threads(1)`` (one core each), so a
-2-core machine runs two trainings at a time.
+reuse. The methods are the registry's ``in_results`` rows (:mod:`cirlib.methods.registry`). Runs
+live in ``<out>/runs/`` and a finished run is reused, never retrained. ``--jobs`` worker processes
+of :func:`cirlib.runs.pool.run_many` run in parallel, one core each, so a 2-core machine runs two
+trainings at a time.
 
 Written atomically into ``<out>/`` after every finished run (``"complete": false`` and a
 "Partial" note until the last one, so an interrupted run leaves what it has):
@@ -29,25 +30,26 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+from cirlib.config import validate_choice
+from cirlib.methods.registry import METHODS, RESULTS_METHODS, get_spec
+from cirlib.runs.experiments import BUDGETS, experiment_config
+from cirlib.runs.machine import machine_description
+from cirlib.runs.pool import run_many
+from cirlib.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = [
     "METRICS",
     "aggregate",
     "format_markdown",
-    "machine_description",
     "main",
-    "run_one",
     "run_results",
     "synthetic_config_yaml",
     "write_synthetic_configs",
@@ -66,8 +68,6 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("train_time_s", "train time (s)"),
 )
 
-#: The order of the ablation table.
-DEFAULT_METHODS: tuple[str, ...] = ("cam", "has", "complementary", "caam", "ssam", "full")
 
 
 def _flatten_metrics(test: dict[str, Any]) -> dict[str, float | None]:
@@ -85,47 +85,17 @@ def _num(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def run_one(method: str, seed: int, out: str, fast: bool = False, threads: int = 1) -> dict[str, Any]:
-    """Train (or reuse) one run and return its flattened metrics.
-
-    Args:
-        method: a method of :data:`cirlib.config.METHODS`.
-        seed: the run's seed.
-        out: the results folder; the run goes to ``<out>/runs/...``.
-        fast: the tiny CI budget.
-        threads: ``torch.set_num_threads`` for this process.
-
-    Returns:
-        ``{"method", "seed", "run_dir", "reused", "train_time_s", "cpu_time_s", <metrics>}``;
-        ``train_time_s`` is the sum of the epochs' wall times recorded by the trainer (the time of the
-        original training when the run is reused); ``cpu_time_s`` the CPU time this process spent
-        training and evaluating (``None`` for a reused run), which does not depend on the machine's load.
-    """
-    import torch
-
-    torch.set_num_threads(int(threads))
-    from cirlib.experiments import experiment_config, train_or_load
-
-    config = experiment_config(method, seed=seed, fast=fast, output_dir=Path(out) / "runs", device="cpu")
-    cpu_start = time.process_time()
-    trained = train_or_load(config, progress=False)
-    cpu_time = time.process_time() - cpu_start
-    train_time = None
-    metrics_path = trained.output_dir / "metrics.json"
-    if metrics_path.exists():
-        with open(metrics_path) as handle:
-            history = json.load(handle).get("history") or []
-        train_time = float(sum(entry.get("time_s", 0.0) for entry in history))
+def _row(method: str, seed: int, record: dict[str, Any]) -> dict[str, Any]:
+    """One run's row of ``results.json`` from :func:`cirlib.runs.pool.train_one`'s record."""
     row: dict[str, Any] = {
         "method": method,
         "seed": int(seed),
-        "run_dir": str(trained.output_dir),
-        "reused": bool(trained.reused),
-        "train_time_s": train_time,
-        # CPU seconds of this process (training + test evaluation; load-independent, unlike the wall time).
-        "cpu_time_s": None if trained.reused else round(cpu_time, 1),
+        "run_dir": record["output_dir"],
+        "reused": record["reused"],
+        "train_time_s": record["train_time_s"],
+        "cpu_time_s": record["cpu_time_s"],
     }
-    row.update(_flatten_metrics(trained.metrics))
+    row.update(_flatten_metrics(record["metrics"]))
     return row
 
 
@@ -195,37 +165,10 @@ def _csv(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def machine_description() -> dict[str, Any]:
-    """Where the numbers came from: OS, CPU, core count, load average, library versions."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average": load,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
-
-
 def run_results(
     out: str | os.PathLike = "results",
     seeds: Sequence[int] = (0, 1, 2),
-    methods: Sequence[str] = DEFAULT_METHODS,
+    methods: Sequence[str] = RESULTS_METHODS,
     jobs: int = 2,
     fast: bool = False,
     log=print,
@@ -235,38 +178,24 @@ def run_results(
     Returns:
         The ``results.json`` payload.
     """
-    from cirlib.config import METHODS, validate_choice
-
     for method in methods:
         validate_choice("--methods", method, METHODS)
     if int(jobs) < 1:
-        raise ValueError(f"cirlib.results: --jobs must be >= 1, got {jobs}.")
+        raise ValueError(f"cirlib.runs.results: --jobs must be >= 1, got {jobs}.")
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    # Longest runs first, so the two workers finish together.
-    cost = {"full": 0, "ssam": 1, "caam": 2, "complementary": 3, "has": 4, "cam": 5}
-    tasks = sorted(((m, int(s)) for m in methods for s in seeds), key=lambda t: (cost.get(t[0], 9), t[1]))
+    configs = [experiment_config(m, seed=int(s), fast=fast, output_dir=out / "runs", device="cpu")
+               for m in methods for s in seeds]
     machine_start = machine_description()
     start = time.perf_counter()
     runs: list[dict[str, Any]] = []
-
-    def write(complete: bool) -> dict[str, Any]:
-        return _write_files(out, runs, methods, seeds, jobs, fast, machine_start,
-                            time.perf_counter() - start, complete)
-
-    if int(jobs) == 1:
-        for method, seed in tasks:
-            runs.append(run_one(method, seed, str(out), fast))
-            log(_progress(runs[-1], len(runs), len(tasks), start))
-            write(complete=len(runs) == len(tasks))
-    else:
-        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_one, method, seed, str(out), fast) for method, seed in tasks]
-            for future in as_completed(futures):
-                runs.append(future.result())
-                log(_progress(runs[-1], len(runs), len(tasks), start))
-                write(complete=len(runs) == len(tasks))
-    payload = write(complete=True)
+    for config, record in run_many(configs, jobs):
+        runs.append(_row(config.model.method, config.seed, record))
+        log(_progress(runs[-1], len(runs), len(configs), start))
+        _write_files(out, runs, methods, seeds, jobs, fast, machine_start, time.perf_counter() - start,
+                     complete=len(runs) == len(configs))
+    payload = _write_files(out, runs, methods, seeds, jobs, fast, machine_start, time.perf_counter() - start,
+                           complete=True)
     log(f"wrote {out / 'results.json'}, results.csv, results.md in {payload['wall_time_s'] / 60:.1f} min")
     return payload
 
@@ -283,14 +212,11 @@ def _write_files(
     complete: bool,
 ) -> dict[str, Any]:
     """Write results.json / .csv / .md (atomically); called after every finished run (``complete=False``)."""
-    from cirlib.experiments import BUDGETS
-    from cirlib.utils.io import atomic_write_json, atomic_write_text
-
     order = {m: i for i, m in enumerate(methods)}
     runs = sorted(runs, key=lambda r: (order[r["method"]], r["seed"]))
     summary = aggregate(runs, methods)
     payload = {
-        "command": "python -m cirlib.results " + " ".join(sys.argv[1:]) if sys.argv else "",
+        "command": "python -m cirlib.runs.results " + " ".join(sys.argv[1:]) if sys.argv else "",
         "complete": bool(complete),
         "budget": "fast" if fast else "demo",
         "budget_settings": BUDGETS["fast" if fast else "demo"],
@@ -324,16 +250,6 @@ def _progress(row: dict[str, Any], done: int, total: int, start: float) -> str:
     )
 
 
-_CONFIG_TITLES = {
-    "cam": "CAM baseline: backbone + 1x1-conv classifier + GAP, cross-entropy on the full image.",
-    "has": "Hide-and-Seek: hide random patches (p = 0.5) while training.",
-    "complementary": "Complementary image pairs through a shared backbone, two classifiers, no attention.",
-    "caam": "Complementary branches + channel-wise assisted attention (CAAM).",
-    "ssam": "Complementary branches + spatial self-attention (SSAM).",
-    "full": "The full reconstruction: complementary branches, CAAM, SSAM and the attention-based fusion loss.",
-}
-
-
 def synthetic_config_yaml(method: str) -> str:
     """``configs/synthetic/<method>.yaml``: the demo budget of seed 0, as ``make results`` trains it.
 
@@ -343,34 +259,32 @@ def synthetic_config_yaml(method: str) -> str:
     import yaml
 
     from cirlib.config import config_to_dict
-    from cirlib.experiments import experiment_config
 
     values = config_to_dict(experiment_config(method, seed=0))
     values["name"] = f"synthetic_{method}"
     values["output_dir"] = f"runs/synthetic_{method}"
     values["device"] = "auto"
     header = (
-        f"# {_CONFIG_TITLES.get(method, method)}\n"
-        "# The demo budget of cirlib/experiments.py (BUDGETS['demo'] + METHOD_OPTIONS), seed 0: the same run as\n"
-        "# `make results` and the notebooks train; written by `python -m cirlib.results --write-configs configs/synthetic`.\n"
+        f"# {method}: {get_spec(method).description}.\n"
+        "# The demo budget of cirlib/runs/experiments.py (BUDGETS['demo'], the method's preset in\n"
+        "# cirlib/methods/registry.py), seed 0: the same run as `make results` and the notebooks train;\n"
+        "# written by `python -m cirlib.runs.results --write-configs configs/synthetic`.\n"
         f"#   cirlib train --config configs/synthetic/{method}.yaml [--set train.epochs=3 ...]\n"
     )
     return header + yaml.safe_dump(values, sort_keys=False)
 
 
-def write_synthetic_configs(folder: str | os.PathLike, methods: Sequence[str] = DEFAULT_METHODS) -> list[Path]:
+def write_synthetic_configs(folder: str | os.PathLike, methods: Sequence[str] = RESULTS_METHODS) -> list[Path]:
     """Write :func:`synthetic_config_yaml` for every method into ``folder``."""
-    from cirlib.utils.io import atomic_write_text
-
     return [atomic_write_text(Path(folder) / f"{m}.yaml", synthetic_config_yaml(m)) for m in methods]
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Command-line entry point (``python -m cirlib.results``)."""
-    parser = argparse.ArgumentParser(prog="python -m cirlib.results", description=__doc__.split("\n")[0])
+    """Command-line entry point (``python -m cirlib.runs.results``)."""
+    parser = argparse.ArgumentParser(prog="python -m cirlib.runs.results", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="results", help="results folder (runs go to <out>/runs/)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(RESULTS_METHODS))
     parser.add_argument("--jobs", type=int, default=2, help="parallel trainings, one thread each")
     parser.add_argument("--fast", action="store_true", help="the tiny CI budget (numbers mean nothing)")
     parser.add_argument("--write-configs", metavar="DIR", default=None,

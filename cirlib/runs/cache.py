@@ -1,0 +1,178 @@
+"""Train a run once, then reuse it: :func:`train_or_load` and the run identity it checks.
+
+A finished run is reused when its stored config and the resolved model options its checkpoint
+stores are those of the config asked for (:func:`same_run`), and when the synthetic generator still
+renders the same images (:func:`dataset_fingerprint`).
+
+Reproducibility: on the CPU, :func:`train_or_load` trains and evaluates on
+:data:`CPU_TRAIN_THREADS` thread(s) whatever the machine's core count, because PyTorch's CPU kernels
+split their sums by thread and a different count gives (slightly) different weights. So a notebook
+run in JupyterLab, ``make demo`` and ``make results`` (whose workers run in parallel, one core
+each) give the same numbers for the same seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cirlib.config import ExperimentConfig, config_from_dict, config_to_dict
+from cirlib.runs.experiments import describe_duration, estimate_train_seconds, run_device
+from cirlib.utils.io import atomic_write_text
+
+__all__ = [
+    "CPU_TRAIN_THREADS",
+    "TrainedModel",
+    "dataset_fingerprint",
+    "model_identity",
+    "same_run",
+    "train_or_load",
+]
+
+#: Threads PyTorch uses while :func:`train_or_load` trains and evaluates on the CPU (see the module docstring).
+CPU_TRAIN_THREADS = 1
+
+def _announce_training(config: ExperimentConfig, run_dir: Path, resuming: bool = False) -> None:
+    """Say, before training starts, that a run must be trained (or resumed) and about how long it takes."""
+    seconds = estimate_train_seconds(config)
+    when = (f"{describe_duration(seconds)} on one idle CPU core, longer on a busy machine" if seconds is not None
+            else "duration unknown here (no measured time for this dataset or device)")
+    print(f"[cirlib] no finished run of {config.model.method!r} in {run_dir}: "
+          f"{'resuming it from last.pt' if resuming else 'training it now'}, "
+          f"{config.train.epochs} epoch(s), {when}. (`make demo` trains every notebook's runs in advance.)",
+          flush=True)
+
+
+@dataclass
+class TrainedModel:
+    """A trained model with its test metrics and run folder."""
+
+    model: Any
+    metrics: dict
+    output_dir: Path
+    config: ExperimentConfig
+    reused: bool
+
+
+def model_identity(config: ExperimentConfig) -> dict[str, Any]:
+    """The model a config builds, every option resolved (see :func:`cirlib.methods.resolve_model_options`)."""
+    from cirlib.methods import resolve_model_options
+
+    return resolve_model_options(config.model.method, config.model.arch, config.data.image_size,
+                                 **config.model.options)
+
+
+def same_run(stored: ExperimentConfig, config: ExperimentConfig, stored_model: dict | None) -> bool:
+    """Whether a finished run (its config and the resolved options its checkpoint stores) is ``config``'s run.
+
+    The configs are compared without ``device`` (a CPU-trained checkpoint is the same experiment on
+    a GPU) and ``output_dir`` (where the run was found). The model options are compared resolved:
+    the checkpoint's ``model_options`` (what the model was really built with, defaults of that
+    time included) against what ``config`` builds today, so a config that writes a default out is
+    the same run, and a run trained under other defaults is not. A checkpoint without
+    ``model_options`` (older) compares the options as written.
+    """
+    left, right = config_to_dict(stored), config_to_dict(config)
+    for d in (left, right):
+        d.pop("device", None)
+        d.pop("output_dir", None)
+        if stored_model:
+            d["model"].pop("options", None)
+    if left != right:
+        return False
+    return not stored_model or stored_model == model_identity(config)
+
+
+def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool = False) -> TrainedModel:
+    """Train ``config`` once; later calls load the finished run from its folder.
+
+    A finished run is ``final.pt`` plus a ``"completed"`` ``metrics.json`` in ``config.output_dir``
+    whose stored run is ``config``'s (:func:`same_run`: same config, same resolved model options). An interrupted run (or one whose final evaluation
+    failed) resumes from ``last.pt``. A folder holding a
+    different config is an error (delete it or choose another ``OUTPUT_DIR``), never overwritten.
+    """
+    import json
+
+    from cirlib.engine import fit, load_checkpoint, read_checkpoint
+
+    run_dir = config.resolved_output_dir()
+    final = run_dir / "final.pt"
+    metrics_path = run_dir / "metrics.json"
+    fingerprint_path = run_dir / "data_fingerprint.txt"
+    fingerprint = dataset_fingerprint(config)
+    if final.exists() and _status(metrics_path) == "completed" and not retrain:
+        checkpoint = read_checkpoint(final)
+        stored = config_from_dict(checkpoint["config"], source=str(final))
+        if not same_run(stored, config, checkpoint.get("model_options")):
+            raise ValueError(
+                f"{run_dir} holds a run with a different configuration. Delete that folder or pass "
+                "another OUTPUT_DIR to train this one."
+            )
+        if fingerprint and fingerprint_path.exists() and fingerprint_path.read_text().strip() != fingerprint:
+            raise ValueError(
+                f"{run_dir} was trained on different images than this version of the synthetic generator "
+                "renders (its data fingerprint differs). Delete that folder to retrain it."
+            )
+        print(f"[cirlib] loading {final} (trained before; delete that folder or choose another OUTPUT_DIR "
+              "to train anew)", flush=True)
+        model, _ = load_checkpoint(final, device=run_device(config))
+        with open(metrics_path) as handle:
+            metrics = json.load(handle)
+        return TrainedModel(model, metrics.get("test") or {}, run_dir, config, reused=True)
+    resume = not retrain and (run_dir / "last.pt").is_file()
+    _announce_training(config, run_dir, resuming=resume)
+    with _cpu_threads(CPU_TRAIN_THREADS if run_device(config).type == "cpu" else None):
+        result = fit(config, resume=resume, progress=progress)
+    if fingerprint and result.output_dir is not None:
+        atomic_write_text(fingerprint_path, fingerprint + "\n")
+    model = result.model
+    model.eval()
+    return TrainedModel(model, result.test or {}, run_dir, config, reused=False)
+
+
+def _status(metrics_path: Path) -> str | None:
+    """``metrics.json``'s status; only a ``"completed"`` run (its test metrics written) is reused."""
+    import json
+
+    try:
+        with open(metrics_path) as handle:
+            return json.load(handle).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def _cpu_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)`` (``None``: unchanged), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def dataset_fingerprint(config: ExperimentConfig, num_images: int = 4) -> str | None:
+    """A short hash of the first test images the synthetic generator renders for ``config``.
+
+    Stored beside a finished run, it tells :func:`train_or_load` when the generator's code changed
+    under an unchanged config. ``None`` for real datasets (their files are the reference).
+    """
+    if config.data.name != "synthetic":
+        return None
+    import hashlib
+
+    from cirlib.data import build_dataset
+
+    dataset = build_dataset("synthetic", "test", image_size=config.data.image_size,
+                            size=num_images, **config.data.options)
+    digest = hashlib.sha256()
+    for index in range(num_images):
+        digest.update(dataset.render(index)["rgb"].tobytes())
+    return digest.hexdigest()[:16]

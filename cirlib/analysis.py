@@ -32,6 +32,7 @@ __all__ = [
     "metrics_table",
     "part_box_iou",
     "region_activation",
+    "results_markdown",
     "results_table",
     "synthetic_part_masks",
 ]
@@ -180,6 +181,48 @@ def results_table(methods: Sequence[str], this_run: dict[str, dict], path: str |
             else:
                 cells.append(f"{'-':>15} | {mine_s:>5}")
         lines.append(f"{method:<14}" + "".join(f"{c:>26}" for c in cells))
+    return "\n".join(lines)
+
+
+def _cell(value: float | None, spread: float | None = None) -> str:
+    """A Markdown cell: ``-`` for a missing value, else ``62.1`` or ``62.1 ± 1.5``."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if spread is None else f"{value:.1f} ± {spread:.1f}"
+
+
+def results_markdown(methods: Sequence[str], this_run: dict[str, dict], summary: dict[str, dict] | None,
+                     labels: dict[str, str] | None = None) -> str:
+    """The ablation table of notebook 07 (``figures/demo_results.md``) in Markdown.
+
+    Columns: the number of seeds, MaxBoxAccV2 and MaxBoxAcc@50 over the seeds of ``make results``
+    ("mean ± sample std"), then this run's MaxBoxAccV2, MaxBoxAcc@30/50/70, top-1 and PxAP (%).
+
+    Args:
+        methods: methods in row order.
+        this_run: ``{method: test metrics}`` of this run.
+        summary: the ``"summary"`` of ``make results``' ``results.json`` (``{}`` or ``None``: no seeds).
+        labels: row names, ``{method: label}`` (default: the method names).
+
+    Returns:
+        The table, one line per row, no trailing newline.
+    """
+    summary, labels = summary or {}, labels or {}
+
+    def seeds_cell(method: str, key: str) -> str:
+        agg = summary.get(method) or {}
+        mean, std = (agg.get("mean") or {}).get(key), (agg.get("std") or {}).get(key)
+        return _cell(mean, std if std is not None else 0.0) if mean is not None else "-"
+
+    lines = ["| method | seeds | V2 (3 seeds) | @50 (3 seeds) | V2 (this run) | @30 | @50 | @70 | top-1 | PxAP |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for m in methods:
+        t = this_run[m]
+        box = t.get("maxboxacc") or {}
+        n = (summary.get(m) or {}).get("n", 0)
+        lines.append(f"| {labels.get(m, m)} | {n} | {seeds_cell(m, 'maxboxacc_v2')} | {seeds_cell(m, 'maxboxacc_50')} | "
+                     f"{_cell(t.get('maxboxacc_v2'))} | {_cell(box.get('30'))} | {_cell(box.get('50'))} | "
+                     f"{_cell(box.get('70'))} | {_cell(t.get('top1'))} | {_cell(t.get('pxap'))} |")
     return "\n".join(lines)
 
 

@@ -223,3 +223,14 @@ def test_plot_method_maps_draws_one_row_per_method():
     titles = [ax.get_title() for ax in fig.axes]
     assert len(titles) == 6 and titles[0].startswith("a: IoU ") and titles[3].startswith("b: IoU ")
     plt.close(fig)
+
+
+def test_results_markdown_rows_seeds_and_this_run():
+    summary = {"cam": {"n": 3, "mean": {"maxboxacc_v2": 55.0, "maxboxacc_50": 70.25}, "std": {"maxboxacc_v2": 1.5}}}
+    table = analysis.results_markdown(["cam", "has"], {"cam": _run(53.25), "has": _run(61.0)}, summary, {"cam": "CAM"})
+    header, rule, cam, has = table.splitlines()
+    assert header.count("|") == rule.count("|") == cam.count("|") == has.count("|") == 11
+    # seeds: V2 with its std, @50 without a std (0.0); this run: V2, @30/50/70, top-1, PxAP (missing: -)
+    assert cam == "| CAM | 3 | 55.0 ± 1.5 | 70.2 ± 0.0 | 53.2 | 80.0 | 60.0 | 20.0 | 90.0 | - |"
+    assert has == "| has | 0 | - | - | 61.0 | 80.0 | 60.0 | 20.0 | 90.0 | - |"
+    assert analysis.results_markdown(["has"], {"has": _run(61.0)}, None).splitlines()[2] == has

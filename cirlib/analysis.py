@@ -1,20 +1,301 @@
-"""Measurements the notebooks print to back their sentences (synthetic head / body masks, attention).
+"""What the notebooks compute and print to back their sentences; :mod:`cirlib.viz` only draws.
 
-Each function takes plain arrays, so a notebook computes the number in the run it talks about, and a
+* the evaluator's localization maps of a model (:func:`localization_maps`);
+* where maps and attention go on the synthetic images' head / body masks (:func:`region_activation`,
+  :func:`dataset_region_activation`, :func:`above_threshold_coverage`,
+  :func:`attention_received_by_region`, ...);
+* the tables the notebooks print (:func:`metrics_table`, :func:`results_table`).
+
+The measurements take plain arrays, so a notebook computes the number in the run it talks about, and a
 unit test pins the definition down on a tiny hand-made case.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 import torch
 
-__all__ = ["above_threshold_coverage", "attention_received_by_region", "caam_row_concentration",
-           "cells_of_mask"]
+__all__ = [
+    "above_threshold_coverage",
+    "attention_received_by_region",
+    "caam_row_concentration",
+    "cells_of_mask",
+    "complementary_head_maps",
+    "complementary_head_metrics",
+    "dataset_region_activation",
+    "localization_maps",
+    "metrics_table",
+    "part_box_iou",
+    "region_activation",
+    "results_markdown",
+    "results_table",
+    "synthetic_part_masks",
+]
 
 
 def _as_numpy(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def localization_maps(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
+                      batch_size: int | None = None) -> torch.Tensor:
+    r"""The evaluator's localization maps: CAM at feature size, upsampled, min-max normalised.
+
+    Exactly what :func:`cirlib.engine.evaluate_model` scores: ``model(x, labels, return_cam=True)``,
+    bilinear upsampling to the image size (``align_corners=False``), then
+    :math:`(A - \min A) / (\max A - \min A)` per map (:func:`cirlib.metrics.normalize_cam`).
+
+    Args:
+        model: a WSOL model (model contract of ``docs/architecture.md``); put in eval mode for the call.
+        images: ``(B, 3, H, W)`` normalised images (moved to the model's device).
+        labels: ``(B,)`` classes whose map to take (GT-known); ``None`` = the top-1 prediction.
+        batch_size: images per forward pass (bounds the memory); ``None`` = all at once. Each map
+            is normalised on its own, so the result does not depend on it.
+
+    Returns:
+        ``(B, H, W)`` float maps in [0, 1], on the CPU.
+    """
+    from cirlib.metrics import normalize_cam
+
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"localization_maps: batch_size must be >= 1 (or None), got {batch_size}.")
+    device = next(model.parameters()).device
+    labels = None if labels is None else torch.as_tensor(labels)
+    step = batch_size or max(len(images), 1)
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(images), step):
+                x = images[start:start + step].to(device)
+                y = None if labels is None else labels[start:start + step].to(device)
+                _, cams = model(x, y, return_cam=True)
+                up = torch.nn.functional.interpolate(cams.float()[:, None], size=tuple(images.shape[-2:]),
+                                                     mode="bilinear", align_corners=False)[:, 0]
+                out.append(torch.as_tensor(normalize_cam(up)).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, *images.shape[-2:])
+
+
+def region_activation(maps: np.ndarray | torch.Tensor, head_masks: np.ndarray,
+                      body_masks: np.ndarray) -> dict[str, float]:
+    r"""How a batch of normalised maps spreads over head, body and background.
+
+    With :math:`s` a map in [0, 1], :math:`H, B` the head and body masks and :math:`G` the rest:
+
+    * ``head``, ``body``, ``background``: mean activation :math:`\frac{1}{|R|}\sum_{R} s` over each
+      region, averaged over images;
+    * ``head_mass``: share of the object's activation on the head,
+      :math:`\sum_H s / \sum_{H \cup B} s` (averaged over images; 0 for an all-zero map);
+    * ``head_area``: share of the object's pixels that are head, :math:`|H| / |H \cup B|` (what
+      ``head_mass`` would be for a map spread evenly over the object).
+
+    Args:
+        maps: ``(N, H, W)`` maps in [0, 1].
+        head_masks: ``(N, H, W)`` bool head masks (synthetic ``render(i)["head_mask"]``).
+        body_masks: ``(N, H, W)`` bool body masks (head excluded).
+
+    Returns:
+        ``{"head", "body", "background", "head_mass", "head_area"}`` as floats.
+    """
+    s = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps, dtype=np.float64)
+    head = np.asarray(head_masks, dtype=bool)
+    body = np.asarray(body_masks, dtype=bool) & ~head
+    if s.shape != head.shape or s.shape != body.shape:
+        raise ValueError(f"region_activation: maps {s.shape}, head_masks {head.shape} and body_masks {body.shape} "
+                         "must have the same (N, H, W) shape.")
+    rest = ~(head | body)
+    out = {"head": [], "body": [], "background": [], "head_mass": [], "head_area": []}
+    for i in range(s.shape[0]):
+        si = s[i].astype(np.float64)
+        for name, region in (("head", head[i]), ("body", body[i]), ("background", rest[i])):
+            out[name].append(float(si[region].mean()) if region.any() else 0.0)
+        obj = float(si[head[i] | body[i]].sum())
+        out["head_mass"].append(float(si[head[i]].sum()) / obj if obj > 0 else 0.0)
+        out["head_area"].append(float(head[i].sum()) / max(float((head[i] | body[i]).sum()), 1.0))
+    return {k: float(np.mean(v)) if v else 0.0 for k, v in out.items()}
+
+
+#: Columns :func:`results_table` can show: ``make results``' summary key -> (header, this run's value).
+RESULT_COLUMNS = {
+    "top1": ("top-1", lambda m: m.get("top1")),
+    "maxboxacc_30": ("MaxBoxAcc@30", lambda m: (m.get("maxboxacc") or {}).get("30")),
+    "maxboxacc_50": ("MaxBoxAcc@50", lambda m: (m.get("maxboxacc") or {}).get("50")),
+    "maxboxacc_70": ("MaxBoxAcc@70", lambda m: (m.get("maxboxacc") or {}).get("70")),
+    "maxboxacc_v2": ("MaxBoxAccV2", lambda m: m.get("maxboxacc_v2")),
+    "pxap": ("PxAP", lambda m: m.get("pxap")),
+}
+
+
+def results_table(methods: Sequence[str], this_run: dict[str, dict], path: str | os.PathLike | None = None,
+                  columns: Sequence[str] = ("maxboxacc_30", "maxboxacc_50", "maxboxacc_70", "maxboxacc_v2"),
+                  ) -> str | None:
+    """This run's numbers beside the 3-seed table of ``make results``, as text; ``None`` without the file.
+
+    Args:
+        methods: methods to show, in order (``"cam"``, ``"has"``, ...).
+        this_run: ``{method: test metrics}`` of this notebook's single-seed run.
+        path: the results file; default ``cirlib.paths.RESULTS_DIR / "results.json"``.
+        columns: metrics to show, keys of :data:`RESULT_COLUMNS` (default MaxBoxAcc 30/50/70 and
+            MaxBoxAccV2).
+
+    Returns:
+        A fixed-width table ("mean ± std (n seeds)" from the file, this run's value beside it; ``-``
+        where a number is missing), or ``None`` when the file does not exist or cannot be read.
+
+    Raises:
+        ValueError: a column that is not a key of :data:`RESULT_COLUMNS`.
+    """
+    from cirlib.paths import RESULTS_DIR
+
+    unknown = [c for c in columns if c not in RESULT_COLUMNS]
+    if unknown:
+        raise ValueError(f"results_table: unknown columns {unknown}; valid: {', '.join(RESULT_COLUMNS)}.")
+    path = Path(path) if path is not None else RESULTS_DIR / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        with open(path) as handle:
+            summary = json.load(handle).get("summary", {})
+    except (OSError, ValueError):
+        return None
+    header = f"{'method':<14}" + "".join(f"{RESULT_COLUMNS[key][0]:>26}" for key in columns)
+    lines = [header, f"{'':<14}" + "".join(f"{'seeds mean±std | this run':>26}" for _ in columns)]
+    for method in methods:
+        agg = summary.get(method)
+        run = this_run.get(method) or {}
+        cells = []
+        for key in columns:
+            mine = RESULT_COLUMNS[key][1](run)
+            mine_s = "-" if mine is None else f"{mine:.1f}"
+            if agg and agg.get("mean", {}).get(key) is not None:
+                mean, std = agg["mean"][key], agg["std"].get(key) or 0.0
+                cells.append(f"{mean:5.1f}±{std:4.1f} (n={agg.get('n', '?')}) | {mine_s:>5}")
+            else:
+                cells.append(f"{'-':>15} | {mine_s:>5}")
+        lines.append(f"{method:<14}" + "".join(f"{c:>26}" for c in cells))
+    return "\n".join(lines)
+
+
+def _cell(value: float | None, spread: float | None = None) -> str:
+    """A Markdown cell: ``-`` for a missing value, else ``62.1`` or ``62.1 ± 1.5``."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if spread is None else f"{value:.1f} ± {spread:.1f}"
+
+
+def results_markdown(methods: Sequence[str], this_run: dict[str, dict], summary: dict[str, dict] | None,
+                     labels: dict[str, str] | None = None) -> str:
+    """The ablation table of notebook 07 (``figures/demo_results.md``) in Markdown.
+
+    Columns: the number of seeds, MaxBoxAccV2 and MaxBoxAcc@50 over the seeds of ``make results``
+    ("mean ± sample std"), then this run's MaxBoxAccV2, MaxBoxAcc@30/50/70, top-1 and PxAP (%).
+
+    Args:
+        methods: methods in row order.
+        this_run: ``{method: test metrics}`` of this run.
+        summary: the ``"summary"`` of ``make results``' ``results.json`` (``{}`` or ``None``: no seeds).
+        labels: row names, ``{method: label}`` (default: the method names).
+
+    Returns:
+        The table, one line per row, no trailing newline.
+    """
+    summary, labels = summary or {}, labels or {}
+
+    def seeds_cell(method: str, key: str) -> str:
+        agg = summary.get(method) or {}
+        mean, std = (agg.get("mean") or {}).get(key), (agg.get("std") or {}).get(key)
+        return _cell(mean, std if std is not None else 0.0) if mean is not None else "-"
+
+    lines = ["| method | seeds | V2 (3 seeds) | @50 (3 seeds) | V2 (this run) | @30 | @50 | @70 | top-1 | PxAP |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for m in methods:
+        t = this_run[m]
+        box = t.get("maxboxacc") or {}
+        n = (summary.get(m) or {}).get("n", 0)
+        lines.append(f"| {labels.get(m, m)} | {n} | {seeds_cell(m, 'maxboxacc_v2')} | {seeds_cell(m, 'maxboxacc_50')} | "
+                     f"{_cell(t.get('maxboxacc_v2'))} | {_cell(box.get('30'))} | {_cell(box.get('50'))} | "
+                     f"{_cell(box.get('70'))} | {_cell(t.get('top1'))} | {_cell(t.get('pxap'))} |")
+    return "\n".join(lines)
+
+
+def metrics_table(metrics: dict[str, dict], regions: dict[str, dict | None] | None = None) -> str:
+    """One row per method of this run: top-1, MaxBoxAcc at IoU 30/50/70, MaxBoxAccV2, PxAP (all in %).
+
+    Args:
+        metrics: ``{method: test metrics}`` (``train_or_load(...).metrics``).
+        regions: ``{method: region_activation(...) or None}``: adds the column "head share", the
+            head's share of the activation on the object (``-`` for ``None``), and a last line saying
+            how much of the object the head is. ``None``: no such column.
+
+    Returns:
+        The table as text.
+
+    Raises:
+        ValueError: a metric outside [0, 100] (a broken run, not a number to print).
+    """
+    head = f"{'method':<15}{'top-1':>7}{'@30':>7}{'@50':>7}{'@70':>7}{'V2':>7}{'PxAP':>7}"
+    lines = [head + (f"{'head share':>12}" if regions is not None else "")]
+    for name, m in metrics.items():
+        box = m["maxboxacc"]
+        for value in (m["top1"], m["maxboxacc_v2"], *box.values()):
+            if not 0.0 <= value <= 100.0:
+                raise ValueError(f"metrics_table: {name} has a metric of {value}, outside [0, 100] %.")
+        pxap = "-" if m.get("pxap") is None else f"{m['pxap']:.1f}"
+        line = (f"{name:<15}{m['top1']:>7.1f}{box['30']:>7.1f}{box['50']:>7.1f}{box['70']:>7.1f}"
+                f"{m['maxboxacc_v2']:>7.1f}{pxap:>7}")
+        if regions is not None:
+            line += f"{'-' if regions.get(name) is None else format(regions[name]['head_mass'], '.1%'):>12}"
+        lines.append(line)
+    some = next((r for r in (regions or {}).values() if r is not None), None)
+    if some is not None:
+        lines.append(f"(head share: the head's share of the activation on the object; the head is "
+                     f"{some['head_area']:.1%} of the object's pixels)")
+    return "\n".join(lines)
+
+
+def synthetic_part_masks(renders, image_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The head and body masks of synthetic test images, from their ``image_id`` (``".../<index>"``).
+
+    Args:
+        renders: the synthetic dataset (its ``render(i)`` gives ``head_mask`` and ``body_mask``).
+        image_ids: the batch's ``image_id`` strings.
+
+    Returns:
+        ``(heads, bodies)``, each ``(N, H, W)`` bool.
+    """
+    items = [renders.render(int(str(i).rsplit("/", 1)[1])) for i in image_ids]
+    return np.stack([r["head_mask"] for r in items]), np.stack([r["body_mask"] for r in items])
+
+
+def dataset_region_activation(model: torch.nn.Module, dataset, renders, batch_size: int = 200) -> dict[str, float]:
+    """:func:`region_activation` of a model's GT-class localization maps over a whole synthetic dataset.
+
+    Args:
+        model: a WSOL model (maps by :func:`localization_maps`).
+        dataset: the test items (image, label, image_id), e.g. a ``Subset`` of ``renders``.
+        renders: the synthetic dataset whose ``render(i)`` gives the head / body masks.
+        batch_size: evaluation batch size.
+
+    Returns:
+        ``{"head", "body", "background", "head_mass", "head_area"}`` over every image.
+    """
+    from cirlib.data import build_loader
+
+    maps, heads, bodies = [], [], []
+    for batch in build_loader(dataset, batch_size=batch_size, shuffle=False):
+        maps.append(localization_maps(model, batch["image"], batch["label"]).numpy())
+        head, body = synthetic_part_masks(renders, batch["image_id"])
+        heads.append(head)
+        bodies.append(body)
+    return region_activation(np.concatenate(maps), np.concatenate(heads), np.concatenate(bodies))
 
 
 def above_threshold_coverage(maps, head_masks, body_masks, tau: float) -> dict[str, float]:
@@ -161,7 +442,7 @@ def complementary_head_maps(model, images: torch.Tensor, labels: torch.Tensor) -
     """The GT-class localization maps of a two-classifier model: each classifier alone and both fusions.
 
     Every map goes through the evaluator's pipeline (class map at feature size, bilinear upsampling,
-    min-max normalisation; :func:`cirlib.viz.localization_maps`), so ``"max fusion (the default)"``
+    min-max normalisation; :func:`localization_maps`), so ``"max fusion (the default)"``
     equals what the model's own evaluation scores when its ``cam_fusion`` is ``"max"``.
 
     Args:
@@ -175,7 +456,7 @@ def complementary_head_maps(model, images: torch.Tensor, labels: torch.Tensor) -
     """
     import torch.nn.functional as F
 
-    from cirlib.methods.complementary import normalize_class_maps
+    from cirlib.models.heads import minmax_normalize
     from cirlib.metrics import normalize_cam
     from cirlib.models.heads import select_class_maps
 
@@ -185,7 +466,7 @@ def complementary_head_maps(model, images: torch.Tensor, labels: torch.Tensor) -
     x, y = images.to(device), torch.as_tensor(labels).to(device)
     t, plain = model.full_features(x, need_plain=model._need_plain)
     src = model._cam_features(t, plain)
-    normed = [normalize_class_maps(head.maps(src)) for head in model.heads]
+    normed = [minmax_normalize(head.maps(src)) for head in model.heads]
     raw = {"classifier 1 alone": normed[0], "classifier 2 alone": normed[1],
            "max fusion (the default)": torch.maximum(normed[0], normed[1]),
            "mean fusion": (normed[0] + normed[1]) / 2}
@@ -205,7 +486,7 @@ def complementary_head_metrics(model, dataset, renders=None, batch_size: int = 2
         model: a two-classifier complementary model (see :func:`complementary_head_maps`).
         dataset: the test items (image, label, boxes, image_id).
         renders: the synthetic dataset whose ``render(i)`` gives head / body masks (adds the head's
-            share of the activation, :func:`cirlib.viz.region_activation`), or ``None``.
+            share of the activation, :func:`region_activation`), or ``None``.
         batch_size: evaluation batch size.
         cam_interval: CAM threshold step of the evaluator.
 
@@ -215,8 +496,6 @@ def complementary_head_metrics(model, dataset, renders=None, batch_size: int = 2
     from cirlib.data import build_loader
     from cirlib.engine import default_cam_thresholds
     from cirlib.metrics import BoxEvaluator
-    from cirlib.viz import region_activation
-
     evaluators: dict[str, BoxEvaluator] = {}
     maps_by_name: dict[str, list] = {}
     heads, bodies = [], []
@@ -231,9 +510,9 @@ def complementary_head_metrics(model, dataset, renders=None, batch_size: int = 2
             if renders is not None:
                 maps_by_name[name].append(m.numpy())
         if renders is not None:
-            items = [renders.render(int(str(i).rsplit("/", 1)[1])) for i in batch["image_id"]]
-            heads.append(np.stack([r["head_mask"] for r in items]))
-            bodies.append(np.stack([r["body_mask"] for r in items]))
+            head, body = synthetic_part_masks(renders, batch["image_id"])
+            heads.append(head)
+            bodies.append(body)
     out = {}
     for name, evaluator in evaluators.items():
         scores = evaluator.compute()

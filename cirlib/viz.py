@@ -1,7 +1,8 @@
 """Plotting helpers shared by the notebooks (matplotlib only, readable at slide size).
 
 Every function draws into matplotlib axes and returns the figure; the notebook decides whether to
-``plt.show()`` it or save it with :func:`save_figure`.
+``plt.show()`` it or save it with :func:`save_figure`. What the figures show is computed in
+:mod:`cirlib.analysis` (localization maps, region shares, tables); this module only draws.
 """
 
 from __future__ import annotations
@@ -120,6 +121,39 @@ def plot_maxboxacc_vs_iou(values: dict[str, dict[str, float]], ax: plt.Axes | No
     return fig
 
 
+def plot_method_maps(models: dict[str, torch.nn.Module], metrics: dict[str, dict], items: Sequence[dict],
+                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                     iou_threshold: str = "50") -> plt.Figure:
+    """One row per method: its GT-class map (jet), the GT boxes (green) and its boxes (red) on ``items``.
+
+    The boxes are drawn the way the metric finds them: the map of
+    :func:`cirlib.analysis.localization_maps` thresholded at the method's best CAM threshold for
+    ``iou_threshold`` (``metrics[method]["best_threshold"]``), every contour's box; each panel's
+    title gives the best IoU of those boxes with the GT boxes.
+
+    Args:
+        models: ``{method: model}``, one row each, in order.
+        metrics: ``{method: test metrics}`` (for the best thresholds).
+        items: dataset items (``"image"``, ``"label"``, ``"boxes"``), one column each.
+        mean, std: the dataset's normalisation, to show the images.
+        iou_threshold: ``"30"``, ``"50"`` or ``"70"``: whose best CAM threshold draws the boxes.
+    """
+    from cirlib.analysis import localization_maps
+    from cirlib.metrics import box_iou_inclusive, scoremap_to_boxes
+
+    x = torch.stack([it["image"] for it in items])
+    y = torch.tensor([int(it["label"]) for it in items])
+    fig, axes = image_grid(len(models), len(items))
+    for row, (method, model) in enumerate(models.items()):
+        tau = metrics[method]["best_threshold"][iou_threshold]
+        for ax, it, cam in zip(axes[row], items, localization_maps(model, x, y)):
+            boxes = scoremap_to_boxes(cam, tau, multi_contour=True)
+            iou = box_iou_inclusive(boxes, torch.as_tensor(it["boxes"]).numpy()).max()
+            show_image(ax, it["image"], boxes=it["boxes"], pred_boxes=boxes, cam=cam, mean=mean, std=std,
+                       title=f"{method}: IoU {iou:.2f}")
+    return fig
+
+
 def save_figure(fig: plt.Figure, folder: str | os.PathLike | None, name: str) -> Path | None:
     """Save ``fig`` as ``folder/name.png`` (nothing when ``folder`` is empty); returns the path."""
     if not folder:
@@ -130,126 +164,6 @@ def save_figure(fig: plt.Figure, folder: str | os.PathLike | None, name: str) ->
     fig.savefig(tmp, bbox_inches="tight")
     os.replace(tmp, path)
     return path
-
-
-# ----------------------------------------------------------------------------- notebook analysis helpers
-# (appended for notebooks 00-03; they compute what the figures show, so the notebooks can print numbers)
-
-
-@torch.no_grad()
-def localization_maps(model: torch.nn.Module, images: torch.Tensor,
-                      labels: torch.Tensor | None = None) -> torch.Tensor:
-    r"""The evaluator's localization maps: CAM at feature size, upsampled, min-max normalised.
-
-    Exactly what :func:`cirlib.engine.evaluate_model` scores: ``model(x, labels, return_cam=True)``,
-    bilinear upsampling to the image size (``align_corners=False``), then
-    :math:`(A - \min A) / (\max A - \min A)` per map (:func:`cirlib.metrics.normalize_cam`).
-
-    Args:
-        model: a WSOL model (model contract of ``docs/architecture.md``); put in eval mode for the call.
-        images: ``(B, 3, H, W)`` normalised images (moved to the model's device).
-        labels: ``(B,)`` classes whose map to take (GT-known); ``None`` = the top-1 prediction.
-
-    Returns:
-        ``(B, H, W)`` float maps in [0, 1], on the CPU.
-    """
-    from cirlib.metrics import normalize_cam
-
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        x = images.to(device)
-        y = None if labels is None else torch.as_tensor(labels).to(device)
-        _, cams = model(x, y, return_cam=True)
-    finally:
-        model.train(was_training)
-    up = torch.nn.functional.interpolate(cams.float()[:, None], size=tuple(images.shape[-2:]),
-                                         mode="bilinear", align_corners=False)[:, 0]
-    return normalize_cam(up).cpu()
-
-
-def region_activation(maps: np.ndarray | torch.Tensor, head_masks: np.ndarray,
-                      body_masks: np.ndarray) -> dict[str, float]:
-    r"""How a batch of normalised maps spreads over head, body and background.
-
-    With :math:`s` a map in [0, 1], :math:`H, B` the head and body masks and :math:`G` the rest:
-
-    * ``head``, ``body``, ``background``: mean activation :math:`\frac{1}{|R|}\sum_{R} s` over each
-      region, averaged over images;
-    * ``head_mass``: share of the object's activation on the head,
-      :math:`\sum_H s / \sum_{H \cup B} s` (averaged over images; 0 for an all-zero map);
-    * ``head_area``: share of the object's pixels that are head, :math:`|H| / |H \cup B|` (what
-      ``head_mass`` would be for a map spread evenly over the object).
-
-    Args:
-        maps: ``(N, H, W)`` maps in [0, 1].
-        head_masks: ``(N, H, W)`` bool head masks (synthetic ``render(i)["head_mask"]``).
-        body_masks: ``(N, H, W)`` bool body masks (head excluded).
-
-    Returns:
-        ``{"head", "body", "background", "head_mass", "head_area"}`` as floats.
-    """
-    s = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps, dtype=np.float64)
-    head = np.asarray(head_masks, dtype=bool)
-    body = np.asarray(body_masks, dtype=bool) & ~head
-    if s.shape != head.shape or s.shape != body.shape:
-        raise ValueError(f"region_activation: maps {s.shape}, head_masks {head.shape} and body_masks {body.shape} "
-                         "must have the same (N, H, W) shape.")
-    rest = ~(head | body)
-    out = {"head": [], "body": [], "background": [], "head_mass": [], "head_area": []}
-    for i in range(s.shape[0]):
-        si = s[i].astype(np.float64)
-        for name, region in (("head", head[i]), ("body", body[i]), ("background", rest[i])):
-            out[name].append(float(si[region].mean()) if region.any() else 0.0)
-        obj = float(si[head[i] | body[i]].sum())
-        out["head_mass"].append(float(si[head[i]].sum()) / obj if obj > 0 else 0.0)
-        out["head_area"].append(float(head[i].sum()) / max(float((head[i] | body[i]).sum()), 1.0))
-    return {k: float(np.mean(v)) if v else 0.0 for k, v in out.items()}
-
-
-def results_table(methods: Sequence[str], this_run: dict[str, dict], path: str | os.PathLike | None = None) -> str | None:
-    """This run's numbers beside the 3-seed table of ``make results``, as text; ``None`` without the file.
-
-    Args:
-        methods: methods to show, in order (``"cam"``, ``"has"``, ...).
-        this_run: ``{method: test metrics}`` of this notebook's single-seed run.
-        path: the results file; default ``cirlib.paths.RESULTS_DIR / "results.json"``.
-
-    Returns:
-        A fixed-width table (MaxBoxAcc 30/50/70 and MaxBoxAccV2; "mean ± std (n seeds)" from the file,
-        this run's value beside it), or ``None`` when the file does not exist or cannot be read.
-    """
-    import json
-
-    from cirlib.paths import RESULTS_DIR
-
-    path = Path(path) if path is not None else RESULTS_DIR / "results.json"
-    if not path.is_file():
-        return None
-    try:
-        with open(path) as handle:
-            summary = json.load(handle).get("summary", {})
-    except (OSError, ValueError):
-        return None
-    keys = (("maxboxacc_30", "30"), ("maxboxacc_50", "50"), ("maxboxacc_70", "70"), ("maxboxacc_v2", None))
-    header = f"{'method':<14}" + "".join(f"{label:>26}" for label in ("MaxBoxAcc@30", "MaxBoxAcc@50",
-                                                                       "MaxBoxAcc@70", "MaxBoxAccV2"))
-    lines = [header, f"{'':<14}" + "".join(f"{'seeds mean±std | this run':>26}" for _ in keys)]
-    for method in methods:
-        agg = summary.get(method)
-        run = this_run.get(method) or {}
-        cells = []
-        for key, iou in keys:
-            mine = run.get("maxboxacc_v2") if iou is None else (run.get("maxboxacc") or {}).get(iou)
-            mine_s = "-" if mine is None else f"{mine:.1f}"
-            if agg and agg.get("mean", {}).get(key) is not None:
-                mean, std = agg["mean"][key], agg["std"].get(key) or 0.0
-                cells.append(f"{mean:5.1f}±{std:4.1f} (n={agg.get('n', '?')}) | {mine_s:>5}")
-            else:
-                cells.append(f"{'-':>15} | {mine_s:>5}")
-        lines.append(f"{method:<14}" + "".join(f"{c:>26}" for c in cells))
-    return "\n".join(lines)
 
 
 def interact_or_static(function, interactive: bool, static: dict | None = None,

@@ -1,4 +1,4 @@
-"""cirlib.analysis and cirlib.viz.interact_or_static: the numbers the notebooks print, on hand-made cases."""
+"""cirlib.analysis (the numbers the notebooks print) and cirlib.viz's drawing helpers, on hand-made cases."""
 
 from __future__ import annotations
 
@@ -114,3 +114,123 @@ def test_part_box_iou_uses_the_tight_inclusive_box():
     mask[0, 0:5, 0:5] = True  # tight box [0, 0, 4, 4]: 25 pixels inside a 100-pixel GT box
     ious = analysis.part_box_iou(mask, [np.array([[0, 0, 9, 9]]), np.array([[0, 0, 9, 9]])])
     assert ious.tolist() == [0.25, 0.0]  # the second mask is empty
+
+
+def test_region_activation_on_a_hand_made_map():
+    head, body = _toy_masks()
+    maps = np.zeros((1, 8, 8))
+    maps[head] = 1.0
+    maps[body] = 0.5
+    out = analysis.region_activation(maps, head, body)
+    assert out["head"] == 1.0 and out["body"] == 0.5 and out["background"] == 0.0
+    assert out["head_mass"] == pytest.approx(4 / (4 + 16 * 0.5))  # the head's share of the mass on the object
+    assert out["head_area"] == pytest.approx(4 / 20)
+    with pytest.raises(ValueError, match="same"):
+        analysis.region_activation(maps[:, :4], head, body)
+
+
+def _tiny_model(method: str = "cam"):
+    from cirlib.methods import build_model
+
+    torch.manual_seed(0)
+    return build_model(method, "small_cnn", 3, image_size=16)
+
+
+def test_localization_maps_are_the_upsampled_normalised_gt_class_maps():
+    from cirlib.metrics import normalize_cam
+
+    model = _tiny_model().train()
+    x, y = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 2])
+    maps = analysis.localization_maps(model, x, y)
+    assert model.training  # its mode is restored
+    model.eval()
+    with torch.no_grad():
+        _, cams = model(x, y, return_cam=True)
+    up = torch.nn.functional.interpolate(cams[:, None], size=(16, 16), mode="bilinear", align_corners=False)[:, 0]
+    assert maps.shape == (2, 16, 16) and torch.equal(maps, torch.as_tensor(normalize_cam(up)))
+    assert float(maps.min()) == 0.0 and float(maps.max()) == pytest.approx(1.0)
+    # per-map normalisation: batching changes no map (up to the float rounding of batched convolutions)
+    assert torch.allclose(analysis.localization_maps(model, x, y, batch_size=1), maps, atol=1e-6)
+    with pytest.raises(ValueError, match="batch_size"):
+        analysis.localization_maps(model, x, y, batch_size=0)
+
+
+def test_complementary_head_maps_max_fusion_is_what_the_model_scores():
+    model = _tiny_model("complementary").eval()
+    x, y = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)), torch.tensor([1, 2])
+    heads = analysis.complementary_head_maps(model, x, y)
+    assert torch.allclose(heads["max fusion (the default)"], analysis.localization_maps(model, x, y), atol=1e-6)
+
+
+def test_dataset_region_activation_pools_every_image(one_thread):
+    from torch.utils.data import Subset
+
+    from cirlib.data.synthetic import SyntheticWSOL
+
+    data = SyntheticWSOL("test", size=6, image_size=32, num_classes=3)
+    model = _tiny_model()
+    pooled = analysis.dataset_region_activation(model, Subset(data, range(5)), data, batch_size=2)
+    items = [data[i] for i in range(5)]
+    maps = analysis.localization_maps(model, torch.stack([it["image"] for it in items]),
+                                      torch.tensor([int(it["label"]) for it in items]))
+    heads, bodies = analysis.synthetic_part_masks(data, [it["image_id"] for it in items])
+    assert heads.shape == bodies.shape == (5, 32, 32)
+    direct = analysis.region_activation(maps, heads, bodies)
+    assert pooled == pytest.approx(direct, abs=1e-6)
+
+
+def _run(v2: float, top1: float = 90.0) -> dict:
+    return {"top1": top1, "maxboxacc": {"30": 80.0, "50": 60.0, "70": 20.0}, "maxboxacc_v2": v2, "pxap": None}
+
+
+def test_results_table_puts_this_run_beside_the_seeds(tmp_path):
+    import json
+
+    path = tmp_path / "results.json"
+    summary = {"cam": {"n": 3, "mean": {"maxboxacc_v2": 55.0, "top1": 91.0}, "std": {"maxboxacc_v2": 1.5, "top1": 0.5}}}
+    path.write_text(json.dumps({"summary": summary}))
+    table = analysis.results_table(["cam", "has"], {"cam": _run(53.25), "has": _run(61.0)}, path,
+                                   columns=("top1", "maxboxacc_v2", "pxap"))
+    header, _, cam, has = table.splitlines()
+    assert header.split() == ["method", "top-1", "MaxBoxAccV2", "PxAP"]
+    assert cam.split() == ["cam", "91.0±", "0.5", "(n=3)", "|", "90.0", "55.0±", "1.5", "(n=3)", "|", "53.2", "-", "|", "-"]
+    assert has.split() == ["has", "-", "|", "90.0", "-", "|", "61.0", "-", "|", "-"]  # no seeds for has
+    assert analysis.results_table(["cam"], {}, tmp_path / "missing.json") is None
+    with pytest.raises(ValueError, match="top5"):
+        analysis.results_table(["cam"], {}, path, columns=("top5",))
+
+
+def test_metrics_table_rows_and_head_share():
+    regions = {"cam": {"head_mass": 0.5, "head_area": 0.2}, "has": None}
+    lines = analysis.metrics_table({"cam": _run(40.0), "has": _run(50.0)}, regions).splitlines()
+    assert lines[1].split() == ["cam", "90.0", "80.0", "60.0", "20.0", "40.0", "-", "50.0%"]
+    assert lines[2].split()[-1] == "-" and "20.0% of the object's pixels" in lines[3]
+    plain = analysis.metrics_table({"cam": _run(40.0)}).splitlines()
+    assert len(plain) == 2 and "head share" not in plain[0] and plain[1].split()[-1] == "-"  # no regions: no column
+    with pytest.raises(ValueError, match="outside"):
+        analysis.metrics_table({"cam": _run(140.0)})
+
+
+def test_plot_method_maps_draws_one_row_per_method():
+    import matplotlib.pyplot as plt
+
+    from cirlib.data.synthetic import SyntheticWSOL
+
+    data = SyntheticWSOL("test", size=3, image_size=32, num_classes=3)
+    models = {"a": _tiny_model(), "b": _tiny_model()}
+    metrics = {m: {"best_threshold": {"50": 0.3}} for m in models}
+    fig = viz.plot_method_maps(models, metrics, [data[i] for i in range(3)], mean=data.mean, std=data.std)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 6 and titles[0].startswith("a: IoU ") and titles[3].startswith("b: IoU ")
+    plt.close(fig)
+
+
+def test_results_markdown_rows_seeds_and_this_run():
+    summary = {"cam": {"n": 3, "mean": {"maxboxacc_v2": 55.0, "maxboxacc_50": 70.25}, "std": {"maxboxacc_v2": 1.5}}}
+    table = analysis.results_markdown(["cam", "has"], {"cam": _run(53.25), "has": _run(61.0)}, summary, {"cam": "CAM"})
+    header, rule, cam, has = table.splitlines()
+    assert header.count("|") == rule.count("|") == cam.count("|") == has.count("|") == 11
+    # seeds: V2 with its std, @50 without a std (0.0); this run: V2, @30/50/70, top-1, PxAP (missing: -)
+    assert cam == "| CAM | 3 | 55.0 ± 1.5 | 70.2 ± 0.0 | 53.2 | 80.0 | 60.0 | 20.0 | 90.0 | - |"
+    assert has == "| has | 0 | - | - | 61.0 | 80.0 | 60.0 | 20.0 | 90.0 | - |"
+    assert analysis.results_markdown(["has"], {"has": _run(61.0)}, None).splitlines()[2] == has

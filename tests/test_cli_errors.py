@@ -168,6 +168,11 @@ GOOD = {"FAST": True, "SEED": 0, "DEVICE": "cpu", "DATA": "synthetic", "DATA_ROO
     ("DATA", "cubb", "did you mean 'cub'?"),
     ("VAL_SPLIT", "test", "VAL_SPLIT must be '', 'val' or 'none'"),
     ("PRETRAINED", "imagenet", "PRETRAINED must be True or False"),
+    ("PATCH_SIZES", "8;16", "PATCH_SIZES must be '' (the method's default sides) or patch sides"),
+    ("PATCH_SIZES", "0,-8", "comma-separated, e.g. '0,8,16'"),
+    ("PATCH_SIZES", 8, "PATCH_SIZES must be ''"),
+    ("FUSION_WEIGHT", -0.5, "FUSION_WEIGHT must be a number >= 0"),
+    ("FUSION_WEIGHT", "1", "FUSION_WEIGHT must be a number >= 0"),
 ])
 def test_4_every_notebook_parameter_is_validated(name, value, expected):
     validate_notebook_parameters(GOOD)
@@ -175,6 +180,11 @@ def test_4_every_notebook_parameter_is_validated(name, value, expected):
         validate_notebook_parameters(dict(GOOD, **{name: value}))
     message = str(info.value)
     assert expected in message and name in message and "\n" not in message
+
+
+def test_4_patch_sizes_and_fusion_weight_accept_their_documented_values():
+    for extra in ({"PATCH_SIZES": ""}, {"PATCH_SIZES": "0, 8,16"}, {"FUSION_WEIGHT": 0}, {"FUSION_WEIGHT": 2.5}):
+        validate_notebook_parameters(dict(GOOD, **extra))
 
 
 def test_4_annotated_extra_parameters_are_type_checked():

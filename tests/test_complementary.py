@@ -319,3 +319,59 @@ def test_full_pass_without_attention_is_bit_for_bit_the_discarding_one(fusion):
     (a, _), (b, _) = models
     for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(ta, tb), name
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(FULL, fusion_loss="max"),
+        dict(FULL, fusion_loss="stitched", attention_at="early"),
+        dict(FULL, fusion_loss="consistency", classifier="shared"),
+    ],
+    ids=["max_late", "stitched_early", "consistency_shared"],
+)
+def test_fusion_maps_are_the_maps_the_training_loss_uses(options):
+    """Recomputing the loss from ``fusion_maps`` gives ``training_loss``'s ``loss_fusion`` exactly."""
+    from cirlib.methods.complementary import FusionMaps
+    from cirlib.methods.fusion_loss import attention_fusion_loss
+
+    x, y = _batch()
+    model = _model(**dict(options, patch_sizes=(4, 8)))
+    with torch.no_grad():  # non-zero scales, so the attention changes the branches' features
+        model.caam.gamma.fill_(0.3)
+        model.ssam.beta.fill_(-0.4)
+    model.train()
+    model.generator = torch.Generator().manual_seed(5)
+    out = model.training_loss(x, y)
+    model.generator = torch.Generator().manual_seed(5)  # the same split
+    maps = model.fusion_maps(x, y)
+    assert isinstance(maps, FusionMaps) and torch.equal(maps.mask, model.last_mask)
+    assert maps.a1.shape == maps.a2.shape == (B, HW, HW)
+    kind = model.fusion_loss
+    if kind == "consistency":
+        assert maps.a_full is None
+        recomputed = attention_fusion_loss(kind, None, maps.a1, maps.a2, maps.mask)
+    else:
+        assert maps.a_full.shape == (len(model.heads), B, HW, HW)
+        recomputed = torch.stack([attention_fusion_loss(kind, a, maps.a1, maps.a2, maps.mask)
+                                  for a in maps.a_full]).mean()
+    assert out["loss_fusion"] > 0
+    assert float(recomputed.detach()) == out["loss_fusion"]
+
+
+def test_fusion_maps_with_a_given_pair_and_options():
+    from cirlib.methods import complementary_pair
+
+    x, y = _batch()
+    model = _model(**FULL).eval()
+    i1, i2, mask = complementary_pair(x, 4, 0.5, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        maps = model.fusion_maps(x, y, pair=(i1, i2, mask))
+        again = model.fusion_maps(x, y, pair=(i1, i2, mask), full_image=False)
+        # A_1 is classifier 1's GT-class map of I1, read from the backbone's features (cam_from="backbone")
+        expected_a1 = select_class_maps(model.head(0).maps(model.backbone(i1)), y)
+        # A_full of classifier k is its GT-class map of the full image
+        expected_full = select_class_maps(model.head(1).maps(model.backbone(x)), y)
+    assert maps.mask is mask and again.a_full is None
+    assert torch.allclose(maps.a1, expected_a1, atol=1e-6) and torch.equal(maps.a1, again.a1)
+    assert torch.allclose(maps.a_full[1], expected_full, atol=1e-6)

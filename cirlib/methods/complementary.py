@@ -44,7 +44,7 @@ backbone's features, which the attention trains but does not rewrite (``cam_from
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -72,6 +72,7 @@ __all__ = [
     "CAM_SOURCES",
     "CLASSIFIERS",
     "ComplementaryModel",
+    "FusionMaps",
 ]
 
 ATTENTION_PLACEMENTS = ("early", "late")
@@ -83,6 +84,29 @@ AGGREGATIONS = ("mean", "sum")
 
 def _choice(name: str, value: Any, valid: tuple[str, ...]) -> str:
     return validate_choice(name, value, valid, prefix="ComplementaryModel: ", suffix=" (see docs/reconstruction.md).")
+
+
+class FusionMaps(NamedTuple):
+    r"""The maps the attention-based fusion loss compares, for one batch (:meth:`ComplementaryModel.fusion_maps`).
+
+    Every map is a ground-truth-class map at feature resolution ``(h, w)`` and *raw*: the
+    classifier's class map as it comes out (``CAMHead.maps``), not normalised.
+    :func:`~cirlib.methods.fusion_loss.attention_fusion_loss` min-max normalises each one per image,
+    :math:`\hat A = (A - \min A) / (\max A - \min A + \epsilon)`, before comparing them. The maps
+    come from the features ``cam_from`` selects, as the loss reads them.
+
+    Attributes:
+        a1: ``(B, h, w)`` :math:`A_1`, classifier 1 on :math:`I_1`.
+        a2: ``(B, h, w)`` :math:`A_2`, classifier 2 on :math:`I_2`.
+        a_full: ``(n_classifiers, B, h, w)`` :math:`A_{full}`, each classifier on the full image (the
+            third pass; the loss is averaged over the classifiers), or ``None`` when no third pass ran.
+        mask: ``(B, 1, H, W)`` bool :math:`M`, True where :math:`I_1` shows the image.
+    """
+
+    a1: torch.Tensor
+    a2: torch.Tensor
+    a_full: torch.Tensor | None
+    mask: torch.Tensor
 
 
 class ComplementaryModel(WSOLModel):
@@ -368,8 +392,63 @@ class ComplementaryModel(WSOLModel):
             return torch.stack([head(t) for head in self.heads]).mean(0)
         return super().forward(x, labels=labels, return_cam=True)
 
+    def fusion_maps(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        pair: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        full_image: bool | None = None,
+    ) -> FusionMaps:
+        r"""The maps :math:`A_1, A_2, A_{full}` and the mask :math:`M` that the fusion loss compares.
+
+        The very code :meth:`training_loss` builds its fusion loss with, so what a notebook shows
+        is what training optimises. Gradients flow unless the caller disables them; in train mode
+        the BatchNorm layers update their running statistics, as in a training step.
+
+        Args:
+            images: ``(B, 3, H, W)`` normalised full images.
+            labels: ``(B,)`` ground-truth classes (the maps are those of these classes).
+            pair: ``(I1, I2, M)`` as :func:`~cirlib.methods.masks.complementary_pair` returns them,
+                on the model's device; ``None`` draws the split as a training step does
+                (:meth:`split`, with :attr:`generator`).
+            full_image: whether to run the third, full-image pass; ``None`` = when the model's
+                ``fusion_loss`` needs it (:func:`~cirlib.methods.fusion_loss.needs_full_map`), and
+                always for a model without a fusion loss.
+
+        Returns:
+            :class:`FusionMaps` (shapes and normalisation there).
+        """
+        i1, i2, mask = pair if pair is not None else self.split(images)[:3]
+        if full_image is None:
+            full_image = self.fusion_loss is None or needs_full_map(self.fusion_loss)
+        need_plain = self._need_plain
+        t1, t2, p1, p2 = self.branch_features(i1, i2, need_plain=need_plain)
+        return self._fusion_maps_from(images, labels, mask, (t1, t2, p1, p2), need_plain, full_image)
+
+    def _fusion_maps_from(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mask: torch.Tensor,
+        branches: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None],
+        need_plain: bool,
+        full_image: bool,
+    ) -> FusionMaps:
+        """:class:`FusionMaps` from the branches' features ``(F^t_1, F^t_2, plain_1, plain_2)`` of one split."""
+        t1, t2, p1, p2 = branches
+        a1 = select_class_maps(self.head(0).maps(self._cam_features(t1, p1)), labels)
+        a2 = select_class_maps(self.head(1).maps(self._cam_features(t2, p2)), labels)
+        a_full = None
+        if full_image:
+            src = self._full_training_cam_features(images, need_plain)
+            a_full = torch.stack([select_class_maps(head.maps(src), labels) for head in self.heads])
+        return FusionMaps(a1, a2, a_full, mask)
+
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         r"""Complementary split, both branches, :math:`\mathrm{CE}_1 + \mathrm{CE}_2 + \lambda \mathcal{L}_{af}`.
+
+        :math:`\mathcal{L}_{af}` is computed on the :class:`FusionMaps` of this step (see
+        :meth:`fusion_maps`), averaged over the classifiers when it uses the full-image pass.
 
         Returns:
             ``{"loss", "logits" (mean of the two branches, detached), "loss_cls", "loss_fusion",
@@ -381,23 +460,22 @@ class ComplementaryModel(WSOLModel):
         use_fusion = self.fusion_loss is not None and self.fusion_weight > 0
         need_plain = use_fusion and self._need_plain
         t1, t2, p1, p2 = self.branch_features(i1, i2, need_plain=need_plain)
-        h1, h2 = self.head(0), self.head(1)
-        y1, y2 = h1(t1), h2(t2)
+        y1, y2 = self.head(0)(t1), self.head(1)(t2)
         loss_cls = F.cross_entropy(y1, labels) + F.cross_entropy(y2, labels)
         loss = loss_cls
         loss_fusion = torch.zeros((), device=images.device)
         if use_fusion:
-            a1 = select_class_maps(h1.maps(self._cam_features(t1, p1)), labels)
-            a2 = select_class_maps(h2.maps(self._cam_features(t2, p2)), labels)
-            if needs_full_map(self.fusion_loss):
-                src = self._full_training_cam_features(images, need_plain)
+            maps = self._fusion_maps_from(
+                images, labels, mask, (t1, t2, p1, p2), need_plain, needs_full_map(self.fusion_loss)
+            )
+            if maps.a_full is not None:
                 losses = [
-                    attention_fusion_loss(self.fusion_loss, select_class_maps(head.maps(src), labels), a1, a2, mask)
-                    for head in self.heads
+                    attention_fusion_loss(self.fusion_loss, a_full, maps.a1, maps.a2, maps.mask)
+                    for a_full in maps.a_full
                 ]
                 loss_fusion = torch.stack(losses).mean()
             else:
-                loss_fusion = attention_fusion_loss(self.fusion_loss, None, a1, a2, mask)
+                loss_fusion = attention_fusion_loss(self.fusion_loss, None, maps.a1, maps.a2, maps.mask)
             loss = loss_cls + self.fusion_weight * loss_fusion
         return {
             "loss": loss,

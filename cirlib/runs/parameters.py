@@ -30,6 +30,8 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[type, str]] = {
     "RESULTS_FILE": (str, "a results.json path ('' for the repository's)"),
     "PRETRAINED": (bool, "True or False"),
     "VAL_SPLIT": (str, "'', 'val' or 'none'"),
+    "PATCH_SIZES": (str, "'' (the method's default sides) or patch sides in pixels >= 0, comma-separated, e.g. '0,8,16'"),
+    "FUSION_WEIGHT": (float, "a number >= 0 (lambda, the weight of the fusion loss)"),
 }
 
 _TYPE_NAMES = {"bool": bool, "int": int, "float": float, "str": str}
@@ -83,6 +85,11 @@ def validate_notebook_parameters(parameters: Any, data_root: str | None = None, 
     for name in ("SEED", "EPOCHS", "ABLATION_EPOCHS"):
         if name in values and values[name] < 0:
             raise _bad(name, values[name], NOTEBOOK_PARAMETERS[name][1])
+    if "FUSION_WEIGHT" in values and values["FUSION_WEIGHT"] < 0:
+        raise _bad("FUSION_WEIGHT", values["FUSION_WEIGHT"], NOTEBOOK_PARAMETERS["FUSION_WEIGHT"][1])
+    if "PATCH_SIZES" in values and values["PATCH_SIZES"].strip():
+        if not all(part.strip().isdigit() for part in values["PATCH_SIZES"].split(",")):
+            raise _bad("PATCH_SIZES", values["PATCH_SIZES"], NOTEBOOK_PARAMETERS["PATCH_SIZES"][1])
     if "OUTPUT_DIR" in values and not values["OUTPUT_DIR"].strip():
         raise _bad("OUTPUT_DIR", values["OUTPUT_DIR"], "a folder path, not empty")
     if "VAL_SPLIT" in values and values["VAL_SPLIT"] not in ("", "val", "none"):

@@ -182,7 +182,7 @@ def _screen_commands() -> list[list[str]]:
 
 
 def test_screen_commands_in_the_docs_parse_and_build_their_models():
-    from cirlib.config import METHODS
+    from cirlib.methods.registry import METHODS
     from cirlib.methods import build_model
 
     spec = importlib.util.spec_from_file_location("screen", ROOT / "benchmarks" / "screen.py")

@@ -199,69 +199,6 @@ class ChannelAssistedAttention(nn.Module):
         return f"scale={self.scale!r}, energy={self.energy!r}, temperature={self.temperature!r}"
 
 
-#: Bytes of one ``(chunk, N, N)`` float32 attention block that the CPU gate path keeps in cache
-#: (about the L2 cache of a core; see :class:`_ReceivedAttention`).
-CPU_ATTENTION_BLOCK_BYTES = 1 << 20
-
-
-class _ReceivedAttention(torch.autograd.Function):
-    r"""Column sums of the position attention, :math:`g_j = \sum_i \operatorname{softmax}(Q^\top K)_{ij}`.
-
-    The same operations as ``torch.softmax(torch.bmm(q_t, k), -1).sum(1)`` under autograd, run
-    a few images at a time: every per-image operation (batched matmul, row softmax, column sum,
-    softmax backward, the two matmuls of the bmm backward) gives exactly the numbers of the batched
-    call, so values and gradients are bit for bit those of the plain autograd graph
-    (``tests/test_attention.py`` checks it). What changes is where the ``(B, N, N)`` intermediates
-    live: one block of ``chunk`` images at a time stays in cache through energy, softmax and
-    column sum (and, backwards, through the broadcast gradient, the softmax backward and both
-    matmuls) instead of round-tripping ~5 full-size tensors through memory. Only the softmax
-    itself is kept for the backward pass.
-    """
-
-    @staticmethod
-    def forward(ctx, q_t: torch.Tensor, k: torch.Tensor, chunk: int) -> torch.Tensor:  # type: ignore[override]
-        probs, sums = [], []
-        for start in range(0, q_t.shape[0], chunk):
-            s = torch.softmax(torch.bmm(q_t[start:start + chunk], k[start:start + chunk]), dim=-1)
-            probs.append(s)
-            sums.append(s.sum(dim=1))
-        ctx.chunk = chunk
-        ctx.save_for_backward(q_t, k, *probs)
-        return torch.cat(sums)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        q_t, k, *probs = ctx.saved_tensors
-        grad_q, grad_k = [], []
-        for start, s in zip(range(0, q_t.shape[0], ctx.chunk), probs):
-            end = start + s.shape[0]
-            # sum(dim=1) backward broadcasts the gradient over the summed axis; then softmax's backward.
-            grad_e = torch._softmax_backward_data(grad[start:end].unsqueeze(1).expand_as(s), s, -1, s.dtype)
-            grad_q.append(grad_e.bmm(k[start:end].transpose(1, 2)))  # bmm backward, as autograd's
-            grad_k.append(q_t[start:end].transpose(1, 2).bmm(grad_e))
-        return torch.cat(grad_q), torch.cat(grad_k), None
-
-
-def received_attention(q_t: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    r"""Attention each key position receives, :math:`g_j = \sum_i S_{ij}`, ``S = softmax(q_t k)`` (float32).
-
-    On the CPU the batch is processed in cache-sized blocks by :class:`_ReceivedAttention` (same
-    numbers, less memory traffic); elsewhere one batched call.
-
-    Args:
-        q_t: ``(B, N, C')`` queries (positions first), float32.
-        k: ``(B, C', N)`` keys, float32.
-
-    Returns:
-        ``(B, N)`` float32.
-    """
-    if q_t.device.type != "cpu":
-        return torch.softmax(torch.bmm(q_t, k), dim=-1).sum(dim=1)
-    n = q_t.shape[1]
-    chunk = max(1, CPU_ATTENTION_BLOCK_BYTES // (4 * n * n))
-    return _ReceivedAttention.apply(q_t, k, chunk)
-
-
 class SpatialSelfAttention(nn.Module):
     r"""Spatial Self-Attention Module (SSAM): position attention within one branch (DANet PAM).
 
@@ -372,16 +309,6 @@ class SpatialSelfAttention(nn.Module):
                 f"{tuple(x.shape)}. Build the module with channels equal to the feature channels."
             )
         b, c, h, w = x.shape
-        if self.mode == "gate" and not (return_attention or self.keep_attention):
-            # The gate only needs the column sums of S: computed block-wise (no full-size intermediates).
-            q = self.query(x).reshape(b, -1, h * w)
-            k = self.key(x).reshape(b, -1, h * w)
-            with _no_autocast(x.device.type):
-                received = received_attention(q.float().transpose(1, 2), k.float())
-                beta = self.effective_beta.float()
-                gate = 1.0 + beta * (received - 1.0)
-                out = x.reshape(b, c, h * w).float() * gate.unsqueeze(1)
-            return out.reshape(b, c, h, w).to(x.dtype)
         s = self.attention(x)
         beta = self.effective_beta.float()
         if self.mode == "additive":

@@ -181,6 +181,17 @@ def _table(rows: list[dict], loader: dict | None, info: dict) -> str:
     return "\n".join(lines)
 
 
+def speedups(rows: list[dict]) -> dict[str, float]:
+    """Images/s of every non-fp32 row over the fp32 row of the same backbone and method (e.g. bf16 / fp32)."""
+    fp32 = {(r["arch"], r["method"]): r["images_per_s"] for r in rows if r["precision"] == "fp32" and "error" not in r}
+    out = {}
+    for r in rows:
+        base = fp32.get((r["arch"], r["method"]))
+        if r["precision"] != "fp32" and "error" not in r and base:
+            out[f"{r['arch']} {r['method']} {r['precision']}"] = r["images_per_s"] / base
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -256,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     table = _table(rows, loader, info)
     print()
     print(table)
+    ratios = speedups(rows)
+    if ratios:
+        print("speed-up over fp32: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
     if on_cuda and loader and rows:
         for r in rows:
             if "error" not in r and r["images_per_s"] > loader["images_per_s"]:
@@ -263,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['precision']} ({r['images_per_s']:.0f} images/s)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": info, "rows": rows, "loader": loader, "table": table},
+        Path(args.json).write_text(json.dumps({"machine": info, "rows": rows, "loader": loader, "speedups": ratios,
+                                               "table": table},
                                               indent=2) + "\n")
     return 0
 

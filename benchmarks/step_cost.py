@@ -3,6 +3,7 @@
     python benchmarks/step_cost.py                       # make results budget: small_cnn width 16, 64 px, batch 64
     python benchmarks/step_cost.py --arch resnet50 --size 112 --batch 8 --reps 5
     python benchmarks/step_cost.py --profile             # + torch.profiler table of the full step
+    python benchmarks/step_cost.py --breakdown           # + the full step without CAAM, SSAM, or both
 
 One thread (``torch.set_num_threads(1)``, as ``make results`` trains). A step is what
 :class:`cirlib.engine.Trainer` does per batch: ``training_loss``, ``zero_grad``, ``backward``,
@@ -11,7 +12,13 @@ for ``--reps`` rounds after one warm-up round, so a load change on the shared ma
 them alike (within a round each method runs one untimed step, then the timed one, so no method is
 timed on caches another model just filled); each step is timed by the process's CPU time (load-independent: time the scheduler
 gave to other processes does not count; also reported: wall time). The ratio printed is the
-median over rounds of ``step(method) / step(cam)`` within the round.
+median over rounds of ``step(method) / step(cam)`` within the round. The result (with the machine and
+its load average before and after) goes to ``benchmarks/results/step_cost_<arch>.json`` (``--json``).
+
+``--breakdown`` adds three variants of the full method to the same interleaved rounds: without CAAM
+(``full-no-caam``), without SSAM (``full-no-ssam``) and without either (``full-no-attention``): the
+same model with the module removed (its branch of the aggregation is then the input features), so
+the differences to ``full`` are what each module costs in the step, forward and backward.
 
 The full method does three backbone passes (the two complementary images, batched as one pass of
 2B, and the full image) plus CAAM and SSAM on the two branches: about 3x plus the attention's own
@@ -33,22 +40,26 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 METHODS = ("cam", "has", "complementary", "full")
-#: Options of the attention variants in the make results budget (cirlib.experiments.METHOD_OPTIONS).
-ATTENTION_OPTIONS = {"attention_at": "late", "cam_from": "backbone"}
+#: Variants of the full method that --breakdown adds: which attention modules are removed.
+BREAKDOWN = {"full-no-caam": ("caam",), "full-no-ssam": ("ssam",), "full-no-attention": ("caam", "ssam")}
 
 
 def build(method: str, arch: str, size: int, num_classes: int, width: int | None):
     import torch
 
     from cirlib.config import TrainConfig
-    from cirlib.engine.trainer import build_optimizer
+    from cirlib.engine import build_optimizer
     from cirlib.methods import build_model
 
-    options = dict(ATTENTION_OPTIONS) if method not in ("cam", "has", "complementary") else {}
+    removed = BREAKDOWN.get(method, ())
+    base = "full" if removed else method
+    options = {}  # the registry's presets: the variants of the make results budget
     if arch == "small_cnn" and width:
         options["width"] = width
     torch.manual_seed(0)
-    model = build_model(method, arch, num_classes, image_size=size, **options)
+    model = build_model(base, arch, num_classes, image_size=size, **options)
+    for name in removed:  # ComplementaryModel skips a module that is None (F^c = F or F^s = F)
+        setattr(model, name, None)
     model.train()
     return model, build_optimizer(model, TrainConfig(lr=0.02, new_layer_lr_mult=1.0))
 
@@ -108,7 +119,7 @@ def _measure(arch: str, size: int, batch: int, width: int | None, reps: int, met
             "ratio_cpu_min": min(cpu[m]) / min(cpu["cam"]),
         }
         e = out["methods"][m]
-        log(f"{m:14s} {arch} {size} px batch {batch}: {e['cpu_s']:.3f} s/step CPU ({e['wall_s']:.3f} s wall)  "
+        log(f"{m:17s} {arch} {size} px batch {batch}: {e['cpu_s']:.3f} s/step CPU ({e['wall_s']:.3f} s wall)  "
             f"{e['ratio_cpu']:.2f}x cam (wall {e['ratio_wall']:.2f}x, min/min {e['ratio_cpu_min']:.2f}x)")
     return out
 
@@ -135,6 +146,14 @@ def profile_full(arch: str, size: int, batch: int, width: int | None, num_classe
     return prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
+def _machine() -> dict:
+    """CPU model, core count, torch version and load average (``train_throughput.machine``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from train_throughput import machine
+
+    return machine()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="small_cnn")
@@ -145,14 +164,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--limit", type=float, default=3.2, help="full / cam ratio to check against (default 3.2)")
     parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table of the full step")
-    parser.add_argument("--json", default=None, help="write the measurements here")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the full method without CAAM, without SSAM and without both")
+    parser.add_argument("--json", default=None,
+                        help="write the measurements here (default benchmarks/results/step_cost_<arch>.json; '' skips)")
     args = parser.parse_args(argv)
-    methods = tuple(dict.fromkeys(["cam", *args.methods]))
+    methods = tuple(dict.fromkeys(["cam", *args.methods, *(BREAKDOWN if args.breakdown else ())]))
+    before = _machine()
     result = measure(args.arch, args.size, args.batch, args.width, args.reps, methods)
+    result["machine"] = before
+    result["load_average_after"] = _machine().get("load_average")
+    print(f"machine: {before['cpu']} ({before['cpu_count']} cores), torch {before['torch']}; load average "
+          f"{before.get('load_average')} before, {result['load_average_after']} after")
     if args.profile:
         print(profile_full(args.arch, args.size, args.batch, args.width))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    json_path = str(ROOT / "benchmarks" / "results" / f"step_cost_{args.arch}.json") if args.json is None else args.json
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
     if "full" in result["methods"]:
         ratio = result["methods"]["full"]["ratio_cpu"]
         verdict = "<=" if ratio <= args.limit else ">"

@@ -70,7 +70,7 @@ def train_step_rate(arch: str, method: str, precision: str, device: str, batch: 
     import torch
 
     from cirlib.config import TrainConfig
-    from cirlib.engine.trainer import build_optimizer
+    from cirlib.engine import build_optimizer
     from cirlib.methods import build_model
 
     if threads:
@@ -129,7 +129,7 @@ def loader_rate(root: Path | None, batch: int, batches: int, num_workers: int, p
                 image_size: int = 224) -> dict:
     """Images/s of the training loader reading JPEGs through the recipes' transforms."""
     from cirlib.data import build_dataset
-    from cirlib.engine.trainer import build_train_loader
+    from cirlib.engine import build_train_loader
 
     tmp = None
     if root is None:
@@ -179,6 +179,17 @@ def _table(rows: list[dict], loader: dict | None, info: dict) -> str:
                   f"flip), batch {loader['batch']}, {loader['num_workers']} workers, pin_memory={loader['pin_memory']} "
                   f"(first batch {loader['first_batch_s']:.1f} s, with the worker start-up)"]
     return "\n".join(lines)
+
+
+def speedups(rows: list[dict]) -> dict[str, float]:
+    """Images/s of every non-fp32 row over the fp32 row of the same backbone and method (e.g. bf16 / fp32)."""
+    fp32 = {(r["arch"], r["method"]): r["images_per_s"] for r in rows if r["precision"] == "fp32" and "error" not in r}
+    out = {}
+    for r in rows:
+        base = fp32.get((r["arch"], r["method"]))
+        if r["precision"] != "fp32" and "error" not in r and base:
+            out[f"{r['arch']} {r['method']} {r['precision']}"] = r["images_per_s"] / base
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     table = _table(rows, loader, info)
     print()
     print(table)
+    ratios = speedups(rows)
+    if ratios:
+        print("speed-up over fp32: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
     if on_cuda and loader and rows:
         for r in rows:
             if "error" not in r and r["images_per_s"] > loader["images_per_s"]:
@@ -263,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['precision']} ({r['images_per_s']:.0f} images/s)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": info, "rows": rows, "loader": loader, "table": table},
+        Path(args.json).write_text(json.dumps({"machine": info, "rows": rows, "loader": loader, "speedups": ratios,
+                                               "table": table},
                                               indent=2) + "\n")
     return 0
 

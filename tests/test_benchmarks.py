@@ -53,3 +53,12 @@ def test_step_cost_measures_interleaved_ratios():
     assert result["methods"]["cam"]["ratio_cpu"] == 1.0
     # Three backbone passes and two attention modules: well above one CAM step.
     assert result["methods"]["full"]["ratio_cpu"] > 1.5
+
+
+def test_throughput_speedups_are_relative_to_the_same_backbone_and_methods_fp32():
+    bench = _load("train_throughput")
+    rows = [{"arch": "resnet50", "method": "cam", "precision": "fp32", "images_per_s": 100.0},
+            {"arch": "resnet50", "method": "cam", "precision": "bf16", "images_per_s": 160.0},
+            {"arch": "resnet50", "method": "cam", "precision": "channels_last", "error": "RuntimeError: x"},
+            {"arch": "vgg16", "method": "cam", "precision": "bf16", "images_per_s": 50.0}]  # no fp32 row: no ratio
+    assert bench.speedups(rows) == {"resnet50 cam bf16": 1.6}

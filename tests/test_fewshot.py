@@ -99,3 +99,36 @@ def test_evaluation_is_cam_with_the_same_weights():
         want_logits, want_cams = cam(x, y, return_cam=True)
     assert FewShotBoxModel.needs_boxes and not getattr(CAMModel, "needs_boxes", False)
     assert cams.shape == (2, 6, 10) and torch.equal(cams, want_cams) and torch.equal(logits, want_logits)
+
+
+# ----------------------------------------------------------------------------- data.train_per_class
+
+
+def test_first_per_class_keeps_the_first_items_of_each_class_in_order():
+    from cirlib.data import SyntheticWSOL
+    from cirlib.data.builders import first_per_class
+
+    dataset = SyntheticWSOL(split="train", size=60, image_size=32, num_classes=4, cache=False)
+    chosen = first_per_class(dataset, 3)
+    labels = dataset.labels.tolist()
+    want = [i for i, k in enumerate(labels) if labels[:i].count(k) < 3]
+    assert list(chosen.indices) == want and len(want) == 12
+    assert sorted(labels[i] for i in chosen.indices) == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert list(first_per_class(dataset, 3).indices) == want  # deterministic
+    with pytest.raises(ValueError, match=r"data.train_per_class=16: 4 of the 4 classes have fewer training items "
+                                         r"\(class 0: 15, class 1: 15"):
+        first_per_class(dataset, 16)
+
+
+def test_train_per_class_in_the_config_selects_the_training_split(tmp_path):
+    from cirlib.config import ConfigError, config_from_dict
+    from cirlib.engine.trainer import _build_data
+
+    base = {"data": {"train_per_class": 2, "options": {"size": 40, "num_classes": 4}, "image_size": 32}}
+    train = _build_data(config_from_dict(base), "train", train=True)
+    assert len(train) == 8 and sorted(int(train[i]["label"]) for i in range(8)) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert len(_build_data(config_from_dict(base), "test", train=False)) > 8  # evaluation splits keep every image
+    base["data"]["train_limit"] = 5
+    assert len(_build_data(config_from_dict(base), "train", train=True)) == 5  # the limit applies after
+    with pytest.raises(ConfigError, match="data.train_per_class=0 is invalid"):
+        config_from_dict({"data": {"train_per_class": 0}})

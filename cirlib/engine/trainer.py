@@ -584,6 +584,12 @@ def _build_data(config: ExperimentConfig, split: str, train: bool):
 
     d = config.data
     dataset = build_dataset(d.name, split, root=d.root, image_size=d.image_size, **d.options)
+    if train and d.train_per_class is not None:
+        from cirlib.data.builders import first_per_class
+
+        chosen = first_per_class(dataset, d.train_per_class)
+        # One Subset of the dataset (not nested), so the file checks of prepare_split still see it.
+        return Subset(dataset, list(chosen.indices)[: d.train_limit])
     return _limit(dataset, d.train_limit if train else d.eval_limit)
 
 

@@ -132,3 +132,27 @@ def test_train_per_class_in_the_config_selects_the_training_split(tmp_path):
     assert len(_build_data(config_from_dict(base), "train", train=True)) == 5  # the limit applies after
     with pytest.raises(ConfigError, match="data.train_per_class=0 is invalid"):
         config_from_dict({"data": {"train_per_class": 0}})
+
+
+def test_trains_with_the_trainer_which_passes_the_boxes(tmp_path):
+    """The Trainer gives ``boxes=batch["boxes"]`` to a ``needs_boxes`` model (without them it would raise)."""
+    import math
+    from pathlib import Path
+
+    from torch.utils.data import DataLoader
+
+    from cirlib.config import load_config
+    from cirlib.data import build_dataset, collate_wsol
+    from cirlib.data.builders import first_per_class
+    from cirlib.engine import Trainer
+
+    tiny = Path(__file__).resolve().parents[1] / "configs" / "synthetic" / "tiny.yaml"
+    torch.manual_seed(0)
+    cfg = load_config(tiny, [f"output_dir={tmp_path / 'run'}", "train.epochs=3"])
+    ds = first_per_class(build_dataset("synthetic", "train", image_size=32), 3)
+    loader = DataLoader(ds, batch_size=10, shuffle=True, collate_fn=collate_wsol)
+    model = FewShotBoxModel(build_backbone("small_cnn", width=8), num_classes=10)
+    result = Trainer(model, loader, cfg, write=False, progress=False).fit()
+    losses = [h["train"]["loss"] for h in result.history]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    assert all(h["train"]["loss_box"] > 0 for h in result.history)

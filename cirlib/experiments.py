@@ -253,6 +253,8 @@ def estimate_train_seconds(config: ExperimentConfig,
     if per_epoch is None:
         per_epoch = CAM_DEMO_EPOCH_SECONDS * RELATIVE_TRAIN_COST.get(method, 1.0)
     images = config.data.train_limit or demo["data"]["train_limit"]
+    if config.data.train_per_class:  # e.g. the few-shot baseline: N images per class of the synthetic classes
+        images = min(images, config.data.train_per_class * int(config.data.options.get("num_classes", 10)))
     width = float(config.model.options.get("width", demo["model"]["options"]["width"]))
     work = (images * config.data.image_size ** 2 * width ** 2) / (
         demo["data"]["train_limit"] * demo["data"]["image_size"] ** 2 * demo["model"]["options"]["width"] ** 2)

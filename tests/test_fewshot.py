@@ -156,3 +156,13 @@ def test_trains_with_the_trainer_which_passes_the_boxes(tmp_path):
     losses = [h["train"]["loss"] for h in result.history]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
     assert all(h["train"]["loss_box"] > 0 for h in result.history)
+
+
+def test_train_time_estimate_counts_the_selected_images(tmp_path):
+    from cirlib.experiments import estimate_train_seconds, experiment_config
+
+    cam = experiment_config("cam", device="cpu", output_dir=tmp_path)
+    few = experiment_config("cam", device="cpu", output_dir=tmp_path)
+    few.data.train_per_class = 5  # 10 synthetic classes: 50 of the 2000 images
+    missing = tmp_path / "no_results.json"
+    assert estimate_train_seconds(few, missing) == pytest.approx(estimate_train_seconds(cam, missing) * 50 / 2000)

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 DATASETS: tuple[str, ...] = ("synthetic", "cub", "ilsvrc")
-METHODS: tuple[str, ...] = ("cam", "has", "complementary", "caam", "ssam", "full", "acol", "adl", "cutmix", "fewshot")
+METHODS: tuple[str, ...] = ("cam", "has", "complementary", "caam", "ssam", "full")
 ARCHS: tuple[str, ...] = ("small_cnn", "vgg16", "resnet50", "inception_v3")
 LR_SCHEDULES: tuple[str, ...] = ("step", "cosine", "constant")
 AMP_MODES: tuple[str, ...] = ("none", "bf16")

@@ -87,22 +87,7 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "caam": dict(_ATTENTION_OPTIONS),
     "ssam": dict(_ATTENTION_OPTIONS),
     "full": dict(_ATTENTION_OPTIONS),
-    "acol": {},
-    "adl": {},
-    "cutmix": {},
-    "fewshot": {},
 }
-
-#: Data settings a method changes at every scale: the few-shot baseline trains on the first 5 images of each class.
-METHOD_DATA: dict[str, dict[str, Any]] = {"fewshot": {"train_per_class": 5}}
-#: Synthetic budget settings a method changes: the few-shot baseline's 50 images in batches of 10 for 36 epochs,
-#: about the steps of a demo CAM run (180 against 31 x 6 = 186); the fast budget keeps its epochs.
-SYNTHETIC_METHOD_BUDGET: dict[str, dict[str, dict[str, Any]]] = {
-    "fewshot": {"data": {"batch_size": 10}, "train": {"epochs": 36}},
-}
-
-#: The methods of the paper's ablation: what ``make demo`` pre-trains for notebooks 01-07.
-PAPER_METHODS: tuple[str, ...] = ("cam", "has", "complementary", "caam", "ssam", "full")
 
 #: Threads PyTorch uses while :func:`train_or_load` trains and evaluates on the CPU (see the module docstring).
 CPU_TRAIN_THREADS = 1
@@ -111,7 +96,7 @@ CPU_TRAIN_THREADS = 1
 #: ``results/results.json`` (CAM 74 s, full 322 s for 6 epochs); orders ``make demo``'s pre-training
 #: (longest first) and scales :func:`estimate_train_seconds` when no measured time is at hand.
 RELATIVE_TRAIN_COST: dict[str, float] = {"cam": 1.0, "has": 1.0, "complementary": 2.3, "caam": 2.5, "ssam": 2.7,
-                                         "full": 4.4, "acol": 1.0, "adl": 1.0, "cutmix": 1.0, "fewshot": 1.0}
+                                         "full": 4.4}
 #: Single-threaded seconds of one CAM epoch under the ``demo`` budget (``results/results.json``: 74 s / 6).
 CAM_DEMO_EPOCH_SECONDS = 74.0 / 6
 
@@ -172,9 +157,6 @@ def experiment_config(
         tag = "-".join(f"{k}={v}" for k, v in sorted(options.items())).replace("/", "_")
     if data == "synthetic":
         values = copy.deepcopy(BUDGETS["fast" if fast else "demo"])
-        _deep_update(values, SYNTHETIC_METHOD_BUDGET.get(method, {}))
-        if fast:
-            values["train"]["epochs"] = BUDGETS["fast"]["train"]["epochs"]
     else:
         if not data_root:
             raise ValueError(f"DATA={data!r} needs DATA_ROOT, the dataset folder (see README, 'Paper scale').")
@@ -192,7 +174,6 @@ def experiment_config(
             values.setdefault("model", {})["pretrained"] = None
         if val_split:
             values.setdefault("eval", {})["val_split"] = None if val_split == "none" else val_split
-    values.setdefault("data", {}).update(METHOD_DATA.get(method, {}))
     model_options = dict(values.get("model", {}).get("options", {}))
     model_options.update(METHOD_OPTIONS[method])
     model_options.update(options or {})
@@ -406,7 +387,7 @@ def demo_configs(
         ablation_epochs: notebook 06's ``ABLATION_EPOCHS`` (0: a quarter of the budget).
     """
     run = dict(run, seed=seed, output_dir=output_dir)
-    configs = [experiment_config(method, **run) for method in PAPER_METHODS]
+    configs = [experiment_config(method, **run) for method in METHODS]
     configs += list(fusion_ablation_configs(ablation_epochs=ablation_epochs, **run).values())
     unique: dict[str, ExperimentConfig] = {}
     for config in configs:

@@ -119,8 +119,8 @@ class LossAdapter(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor, **extra) -> dict:  # noqa: D102
-        return self.model.training_loss(images, labels, **extra)
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> dict:  # noqa: D102
+        return self.model.training_loss(images, labels)
 
 
 class ResumableDistributedSampler(DistributedSampler):

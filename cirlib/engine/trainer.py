@@ -440,11 +440,8 @@ class Trainer:
             labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            extra = {}
-            if getattr(self.model, "needs_boxes", False):  # e.g. the few-shot baseline's box loss
-                extra["boxes"] = [b.to(self.device) for b in batch["boxes"]]
             with self._autocast():
-                out = self.loss_module(images, labels, **extra)
+                out = self.loss_module(images, labels)
             loss = out["loss"]
             self._check_finite(loss)
             self.optimizer.zero_grad(set_to_none=True)

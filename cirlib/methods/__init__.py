@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: Method names understood by :func:`build_model`.
-METHODS: tuple[str, ...] = ("cam", "has", "complementary", "caam", "ssam", "full", "acol", "adl", "cutmix", "fewshot")
+METHODS: tuple[str, ...] = ("cam", "has", "complementary", "caam", "ssam", "full")
 
 _DESCRIPTIONS: dict[str, str] = {
     "cam": "CAM baseline: backbone + 1x1-conv classifier + GAP, cross-entropy on the full image",
@@ -62,10 +62,6 @@ _DESCRIPTIONS: dict[str, str] = {
     "caam": "complementary + channel-wise assisted attention module (CAAM) between the branches",
     "ssam": "complementary + spatial self-attention module (SSAM) in each branch",
     "full": "complementary + CAAM + SSAM + attention-based fusion loss ('max')",
-    "acol": "ACoL: two CAM heads, the second sees the features with the first's top region erased",
-    "adl": "ADL: attention-based dropout layers in the backbone (training only), CAM at test time",
-    "cutmix": "CutMix: CAM trained on batches with a box pasted from another image, labels mixed by area",
-    "fewshot": "few-shot baseline: CAM network trained with a box loss on 5 fully annotated images per class",
 }
 
 # Presets of ComplementaryModel(backbone, num_classes, *, use_caam, use_ssam, fusion_loss, **options).
@@ -74,15 +70,6 @@ _COMPLEMENTARY_PRESETS: dict[str, dict[str, Any]] = {
     "caam": {"use_caam": True, "use_ssam": False, "fusion_loss": None},
     "ssam": {"use_caam": False, "use_ssam": True, "fusion_loss": None},
     "full": {"use_caam": True, "use_ssam": True, "fusion_loss": DEFAULT_FUSION_LOSS},
-}
-
-
-#: The other WSOL methods (issue #14): module and class, imported when asked for.
-_OTHER_METHODS: dict[str, tuple[str, str]] = {
-    "acol": ("cirlib.methods.acol", "ACoLModel"),
-    "adl": ("cirlib.methods.adl", "ADLModel"),
-    "cutmix": ("cirlib.methods.cutmix", "CutMixModel"),
-    "fewshot": ("cirlib.methods.fewshot", "FewShotBoxModel"),
 }
 
 
@@ -113,11 +100,6 @@ def _method_class(method: str) -> type:
         return CAMModel
     if method == "has":
         return HaSModel
-    if method in _OTHER_METHODS:
-        import importlib
-
-        module, name = _OTHER_METHODS[method]
-        return getattr(importlib.import_module(module), name)
     try:  # built by another module; imported lazily so cam/has work without it
         from cirlib.methods.complementary import ComplementaryModel
     except ImportError as exc:

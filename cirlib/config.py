@@ -126,6 +126,9 @@ class DataConfig:
         num_workers: DataLoader worker processes (0 = load in the main process).
         pin_memory: pinned host memory for faster host-to-GPU copies (no-op on the CPU).
         train_limit: use only the first ``train_limit`` training items (``null`` = all).
+        train_per_class: use only the first ``train_per_class`` training items of each class, in
+            the split's order (``null`` = all; the few-shot baseline uses 5). Applied before
+            ``train_limit``; a class with fewer items is an error.
         eval_limit: use only the first ``eval_limit`` items of each evaluation split.
         options: extra keyword arguments for ``cirlib.data.build_dataset`` (validated there).
     """
@@ -138,6 +141,7 @@ class DataConfig:
     num_workers: int = 0
     pin_memory: bool = True
     train_limit: int | None = None
+    train_per_class: int | None = None
     eval_limit: int | None = None
     options: dict = field(default_factory=dict)
 
@@ -512,7 +516,7 @@ def _validate(c: ExperimentConfig, source: str) -> None:
     _check(_is_int(d.num_workers) and d.num_workers >= 0, source, "data.num_workers", d.num_workers,
            "must be an integer >= 0")
     _check(isinstance(d.pin_memory, bool), source, "data.pin_memory", d.pin_memory, "must be true or false")
-    for key in ("train_limit", "eval_limit"):
+    for key in ("train_limit", "train_per_class", "eval_limit"):
         v = getattr(d, key)
         _check(v is None or (_is_int(v) and v > 0), source, f"data.{key}", v, "must be a positive integer or null")
 

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from cirlib.methods.acol import ACoLModel, erase_mask, minmax_normalize
+from cirlib.methods.acol import ACoLModel, erase_mask
+from cirlib.models.heads import minmax_normalize
 from cirlib.models import build_backbone
 
 
@@ -22,7 +23,7 @@ def test_erase_mask_hides_exactly_above_threshold():
     norm = minmax_normalize(maps)
     assert keep.shape == (2, 1, 5, 6)
     assert torch.equal(keep[:, 0] == 0, norm > 0.6)
-    assert norm.amin() == 0 and norm.amax() == 1
+    assert norm.amin() == 0 and 1 - 1e-5 < norm.amax() <= 1  # the shared normaliser: (A - min) / (max - min + eps)
 
 
 def test_training_feeds_b_the_erased_features_and_eval_fuses_maps():

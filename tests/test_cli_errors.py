@@ -559,7 +559,8 @@ def test_10_no_method_leaves_parameters_unused_so_ddp_does_not_search():
     torch.manual_seed(0)
     for method in METHODS:
         model = build_model(method, "small_cnn", 4, image_size=32, width=4)
-        model.training_loss(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))["loss"].backward()
+        boxes = {"boxes": [torch.tensor([[2.0, 2.0, 20.0, 20.0]])] * 2} if model.needs_boxes else {}
+        model.training_loss(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]), **boxes)["loss"].backward()
         unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
         assert not model.may_skip_parameters and unused == [], (method, unused)
         assert _find_unused(model, True) is False

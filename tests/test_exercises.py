@@ -65,6 +65,8 @@ def _advanced_cases(gen: torch.Generator):
     stitched = mask * a1 + (1 - mask) * a2
     curve = [10.0, 55.5, 42.0]
     values = [70.0, 72.0, 75.0]
+    acol_map = torch.tensor([[0.0, 0.5], [0.9, 1.0]])  # normalised as it is: 0.9 and 1.0 lie above 0.6
+    v2_fewshot = {"cam": 70.0, "has": 75.0, "fewshot": 90.0}
     return [
         (exercises.check_04_caam_entries, 64, 8, (8,)),
         (exercises.check_04_uniform_attention, uniform, f1, (f1, f2, 0.3)),
@@ -78,6 +80,9 @@ def _advanced_cases(gen: torch.Generator):
         (exercises.check_07_best_method, "full", "cam", ({"cam": 60.0, "has": 70.0, "full": 74.0},)),
         (exercises.check_07_maxboxacc_from_curve, 55.5, 42.0, (curve,)),
         (exercises.check_07_sample_std, float(np.std(values, ddof=1)), float(np.std(values)), (values,)),
+        (exercises.check_08_cutmix_weight, 1 - 4 * 6 / (8 * 12), 4 * 6 / (8 * 12), (8, 12, (2, 6, 3, 9))),
+        (exercises.check_08_acol_erased_fraction, 2 / 4, 1 / 4, (acol_map, 0.6)),
+        (exercises.check_08_fewshot_margin, 90.0 - 75.0, 90.0 - 70.0, (v2_fewshot, ("cam", "has"))),
     ]
 
 

@@ -158,7 +158,10 @@ def test_estimate_train_seconds_from_measured_times_and_relative_costs(tmp_path)
     assert estimate_train_seconds(cam, missing) == pytest.approx(CAM_DEMO_EPOCH_SECONDS * cam.train.epochs)
     full = experiment_config("full", device="cpu", epochs=1)
     assert estimate_train_seconds(full, missing) == pytest.approx(CAM_DEMO_EPOCH_SECONDS * get_spec("full").relative_cost)
-    assert estimate_train_seconds(experiment_config("acol", device="cpu"), missing) is None  # cost not measured
+    assert estimate_train_seconds(experiment_config("acol", device="cpu"), missing) == pytest.approx(
+        CAM_DEMO_EPOCH_SECONDS * cam.train.epochs)  # a step costs what CAM's does
+    fewshot = experiment_config("fewshot", device="cpu")  # 50 images, 36 epochs
+    assert estimate_train_seconds(fewshot, missing) == pytest.approx(CAM_DEMO_EPOCH_SECONDS * 36 * 50 / 2000)
     fast = experiment_config("cam", device="cpu", fast=True)  # 128 images of 32 px, width 8, 1 epoch
     assert estimate_train_seconds(fast, missing) == pytest.approx(
         CAM_DEMO_EPOCH_SECONDS * (128 * 32 ** 2 * 8 ** 2) / (2000 * 64 ** 2 * 16 ** 2))

@@ -31,3 +31,27 @@ def test_trains_with_the_trainer(tmp_path, model_class):
     result = Trainer(model, loader, cfg, write=False, progress=False).fit()
     losses = [h["train"]["loss"] for h in result.history]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+
+
+METHOD_CONFIGS = sorted(p for d in ("cub", "ilsvrc") for p in (TINY.parents[1] / d).glob("*.yaml")
+                        if p.stem.rsplit("_", 1)[-1] in ("acol", "adl", "cutmix"))
+
+
+def test_every_method_has_a_paper_scale_config_per_dataset_and_backbone():
+    names = {f"{p.parent.name}/{p.stem}" for p in METHOD_CONFIGS}
+    assert names == {f"{d}/{a}_{m}" for d in ("cub", "ilsvrc") for a in ("vgg16", "resnet50", "inception_v3")
+                     for m in ("acol", "adl", "cutmix")}
+
+
+@pytest.mark.parametrize("path", METHOD_CONFIGS, ids=[f"{p.parent.name}/{p.stem}" for p in METHOD_CONFIGS])
+def test_paper_scale_config_names_its_method_and_valid_options(path):
+    """Cheap check of each recipe (the end-to-end run from disk is tests/test_paper_scale.py's)."""
+    from cirlib.methods import _accepted_options, _method_class
+
+    cfg = load_config(path)
+    arch, method = path.stem.rsplit("_", 1)
+    assert (cfg.model.method, cfg.model.arch, cfg.name) == (method, arch, f"{path.parent.name}_{path.stem}")
+    assert cfg.model.pretrained == "imagenet" and cfg.data.image_size == 224 and cfg.data.batch_size == 64
+    accepted, _ = _accepted_options(_method_class(method))
+    assert cfg.model.options and set(cfg.model.options) <= set(accepted), cfg.model.options
+    assert "docs/design.md" in path.read_text().splitlines()[0]

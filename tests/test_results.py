@@ -88,6 +88,6 @@ def test_synthetic_configs_mirror_the_demo_budget(method):
             d.pop(key)
         d["model"].pop("options")
     assert stored == expected, (
-        f"configs/synthetic/{method}.yaml is out of date with cirlib/experiments.py; regenerate it with "
+        f"configs/synthetic/{method}.yaml is out of date with cirlib/runs/experiments.py and the method registry; regenerate it with "
         "`python -m cirlib.runs.results --write-configs configs/synthetic`."
     )

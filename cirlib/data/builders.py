@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from cirlib.data.errors import CUB_LAYOUT, METADATA_LAYOUT
 from cirlib.data.real import CUBDataset, WSOLMetadataDataset
@@ -116,6 +116,58 @@ def build_dataset(
                 f"{layout}"
             )
     return WSOLMetadataDataset(root, metadata_root, dataset="CUB" if key == "cub" else "ILSVRC", split=split, **kwargs)
+
+
+def first_per_class(dataset: Dataset, per_class: int) -> Subset:
+    """The first ``per_class`` items of each class of ``dataset``, in the dataset's order (deterministic).
+
+    The selection reads only the labels (``dataset.labels``, or each item's ``"label"`` for datasets
+    without them), so it does not depend on the seed: every run of a few-shot experiment trains on
+    the same images. The subset keeps the dataset's order.
+
+    Args:
+        dataset: a cirlib dataset (or a ``Subset`` of one).
+        per_class: items to keep per class (``data.train_per_class``).
+
+    Raises:
+        ValueError: ``per_class < 1``, or a class has fewer than ``per_class`` items (the message
+            names the classes and their counts).
+    """
+    if int(per_class) != per_class or per_class < 1:
+        raise ValueError(f"data.train_per_class={per_class!r} must be a positive integer or null.")
+    labels = _labels(dataset)
+    num_classes = int(getattr(_base(dataset), "num_classes", max(labels, default=-1) + 1))
+    chosen: list[int] = []
+    counts = [0] * num_classes
+    for index, label in enumerate(labels):
+        if counts[label] < per_class:
+            counts[label] += 1
+            chosen.append(index)
+    short = {k: n for k, n in enumerate(counts) if n < per_class}
+    if short:
+        listed = ", ".join(f"class {k}: {n}" for k, n in list(short.items())[:10])
+        raise ValueError(
+            f"data.train_per_class={per_class}: {len(short)} of the {num_classes} classes have fewer training "
+            f"items ({listed}{', ...' if len(short) > 10 else ''}). Lower data.train_per_class or use a larger split."
+        )
+    return Subset(dataset, chosen)
+
+
+def _base(dataset: Dataset) -> Dataset:
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
+def _labels(dataset: Dataset) -> list[int]:
+    """Class index of every item of ``dataset``, without loading images where the dataset knows them."""
+    if isinstance(dataset, Subset):
+        parent = _labels(dataset.dataset)
+        return [parent[i] for i in dataset.indices]
+    labels = getattr(dataset, "labels", None)
+    if labels is not None:
+        return [int(v) for v in labels]
+    return [int(dataset[i]["label"]) for i in range(len(dataset))]
 
 
 def _seed_worker(worker_id: int) -> None:

@@ -117,11 +117,18 @@ def build_eval_loader(dataset, batch_size: int, num_workers: int = 0, pin_memory
 
 
 def build_data(config: ExperimentConfig, split: str, train: bool):
-    """One split of the config's dataset, limited by ``data.train_limit`` (``train``) or ``data.eval_limit``."""
+    """One split of the config's dataset, limited by ``data.train_limit`` (``train``) or ``data.eval_limit``;
+    a training split with ``data.train_per_class`` keeps the first N images of each class."""
     from cirlib.data import build_dataset
 
     d = config.data
     dataset = build_dataset(d.name, split, root=d.root, image_size=d.image_size, **d.options)
+    if train and d.train_per_class is not None:
+        from cirlib.data.builders import first_per_class
+
+        chosen = first_per_class(dataset, d.train_per_class)
+        # One Subset of the dataset (not nested), so the file checks of prepare_split still see it.
+        return Subset(dataset, list(chosen.indices)[: d.train_limit])
     return _limit(dataset, d.train_limit if train else d.eval_limit)
 
 

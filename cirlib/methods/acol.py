@@ -25,20 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cirlib.methods.base import WSOLModel
-from cirlib.models.heads import CAMHead, select_class_maps
+from cirlib.models.heads import CAMHead, minmax_normalize, select_class_maps
 
-__all__ = ["ACoLModel", "minmax_normalize", "erase_mask"]
-
-
-def minmax_normalize(maps: torch.Tensor) -> torch.Tensor:
-    """Min-max normalise each map of ``maps`` ``(..., h, w)`` to ``[0, 1]`` over its own locations.
-
-    A constant map becomes all zeros (the denominator is clamped, so no division by zero).
-    """
-    flat = maps.flatten(-2)
-    low = flat.amin(dim=-1, keepdim=True)
-    high = flat.amax(dim=-1, keepdim=True)
-    return ((flat - low) / (high - low).clamp_min(1e-12)).view_as(maps)
+__all__ = ["ACoLModel", "erase_mask"]
 
 
 def erase_mask(class_maps: torch.Tensor, threshold: float) -> torch.Tensor:

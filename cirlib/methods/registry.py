@@ -59,6 +59,9 @@ class MethodSpec:
         in_results: a row of the ``make results`` ablation table.
         train_per_class: trains on this many images per class (``data.train_per_class``); ``None``:
             the whole training split.
+        demo_budget: settings this method changes in the synthetic ``demo`` budget (merged over
+            :data:`cirlib.runs.experiments.BUDGETS` ``["demo"]``; the ``fast`` CI budget stays as it is),
+            e.g. the few-shot baseline's batch and epochs for its 50 images.
     """
 
     name: str
@@ -69,9 +72,11 @@ class MethodSpec:
     chain: bool = False
     in_results: bool = False
     train_per_class: int | None = None
+    demo_budget: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "presets", MappingProxyType(dict(self.presets)))
+        object.__setattr__(self, "demo_budget", MappingProxyType(dict(self.demo_budget)))
 
     @property
     def needs_boxes(self) -> bool:
@@ -111,12 +116,23 @@ METHOD_SPECS: tuple[MethodSpec, ...] = (
                "complementary + CAAM + SSAM + attention-based fusion loss ('max')",
                presets={"use_caam": True, "use_ssam": True, "fusion_loss": DEFAULT_FUSION_LOSS},
                relative_cost=4.4, chain=True, in_results=True),
+    # The other WSOL methods of the reference benchmark (docs/other_methods.md). Their costs: one
+    # training step on one thread against CAM's in the same interleaved rounds (0.96-1.03), so 1.0.
     MethodSpec("acol", "cirlib.methods.acol:ACoLModel",
-               "ACoL: two classifiers, the second on features with the first one's peak region erased"),
+               "ACoL: two classifiers, the second on features with the first one's peak region erased",
+               relative_cost=1.0, in_results=True),
     MethodSpec("adl", "cirlib.methods.adl:ADLModel",
-               "ADL: CAM with attention-based dropout (drop mask or importance map) inside the backbone"),
+               "ADL: CAM with attention-based dropout (drop mask or importance map) inside the backbone",
+               relative_cost=1.0, in_results=True),
     MethodSpec("cutmix", "cirlib.methods.cutmix:CutMixModel",
-               "CutMix: CAM trained on images with a pasted patch of another image, labels mixed by area"),
+               "CutMix: CAM trained on images with a pasted patch of another image, labels mixed by area",
+               relative_cost=1.0, in_results=True),
+    # Choe et al.'s lesson: a few fully annotated images beat WSOL. 5 images per class (50 here) in
+    # batches of 10 for 36 epochs: 180 steps, about a demo CAM run's 186.
+    MethodSpec("fewshot", "cirlib.methods.fewshot:FewShotBoxModel",
+               "few-shot baseline: the CAM network trained with a box loss on 5 fully annotated images per class",
+               relative_cost=1.0, in_results=True, train_per_class=5,
+               demo_budget={"data": {"batch_size": 10}, "train": {"epochs": 36}}),
 )
 
 _BY_NAME: Mapping[str, MethodSpec] = MappingProxyType({spec.name: spec for spec in METHOD_SPECS})

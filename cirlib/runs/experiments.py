@@ -122,6 +122,8 @@ def experiment_config(
         tag = "-".join(f"{k}={v}" for k, v in sorted(options.items())).replace("/", "_")
     if data == "synthetic":
         values = copy.deepcopy(BUDGETS["fast" if fast else "demo"])
+        if not fast:  # a method's own demo settings (the few-shot baseline's batch and epochs); FAST stays tiny
+            _deep_update(values, copy.deepcopy(dict(get_spec(method).demo_budget)))
     else:
         if not data_root:
             raise ValueError(f"DATA={data!r} needs DATA_ROOT, the dataset folder (see README, 'Paper scale').")
@@ -251,6 +253,8 @@ def estimate_train_seconds(config: ExperimentConfig,
             return None
         per_epoch = CAM_DEMO_EPOCH_SECONDS * cost
     images = config.data.train_limit or demo["data"]["train_limit"]
+    if config.data.train_per_class:  # e.g. the few-shot baseline: N images per class of the synthetic classes
+        images = min(images, config.data.train_per_class * int(config.data.options.get("num_classes", 10)))
     width = float(config.model.options.get("width", demo["model"]["options"]["width"]))
     work = (images * config.data.image_size ** 2 * width ** 2) / (
         demo["data"]["train_limit"] * demo["data"]["image_size"] ** 2 * demo["model"]["options"]["width"] ** 2)

@@ -41,9 +41,9 @@ def test_imported_lists_are_the_registrys():
     assert methods.METHODS is registry.METHODS and methods.METHOD_SPECS is registry.METHOD_SPECS
     for fn in (run_results, write_synthetic_configs):  # make results' rows
         assert inspect.signature(fn).parameters["methods"].default is registry.RESULTS_METHODS
-    assert experiments.METHODS is registry.METHODS and experiments.CHAIN_METHODS is registry.CHAIN_METHODS
-    chain = [c.model.method for c in experiments.demo_configs()][:len(registry.CHAIN_METHODS)]
-    assert chain == list(registry.CHAIN_METHODS)  # make demo trains the chain
+    assert experiments.METHODS is registry.METHODS and experiments.RESULTS_METHODS is registry.RESULTS_METHODS
+    rows = [c.model.method for c in experiments.demo_configs()][:len(registry.RESULTS_METHODS)]
+    assert rows == list(registry.RESULTS_METHODS)  # make demo trains every row the notebooks show
 
 
 @pytest.fixture

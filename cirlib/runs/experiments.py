@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cirlib.config import DATASETS, ExperimentConfig, config_from_dict, validate_choice
-from cirlib.methods.registry import CHAIN_METHODS, METHODS, get_spec
+from cirlib.methods.registry import METHODS, RESULTS_METHODS, get_spec
 from cirlib.paths import CONFIGS_DIR, RESULTS_DIR
 
 __all__ = [
@@ -187,8 +187,8 @@ def fusion_ablation_configs(*, ablation_epochs: int = 0, **run: Any) -> dict[str
 def demo_configs(
     seed: int = 0, output_dir: str | os.PathLike = "runs", ablation_epochs: int = 0, **run: Any
 ) -> list[ExperimentConfig]:
-    """Every run the notebooks of ``make demo`` train: the paper's chain (the registry's ``chain`` methods)
-    and notebook 06's ablation.
+    """Every run the notebooks of ``make demo`` train: every row of the results table (the paper's chain
+    for notebooks 01-07, the other methods for notebook 08) and notebook 06's ablation.
 
     ``make demo`` trains these first, in parallel worker processes, and the notebooks then reuse
     them through their checkpoints (see :func:`cirlib.tools.notebooks.run_demo`).
@@ -198,7 +198,7 @@ def demo_configs(
         ablation_epochs: notebook 06's ``ABLATION_EPOCHS`` (0: a quarter of the budget).
     """
     run = dict(run, seed=seed, output_dir=output_dir)
-    configs = [experiment_config(method, **run) for method in CHAIN_METHODS]
+    configs = [experiment_config(method, **run) for method in RESULTS_METHODS]
     configs += list(fusion_ablation_configs(ablation_epochs=ablation_epochs, **run).values())
     unique: dict[str, ExperimentConfig] = {}
     for config in configs:

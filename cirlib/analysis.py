@@ -456,17 +456,15 @@ def complementary_head_maps(model, images: torch.Tensor, labels: torch.Tensor) -
     """
     import torch.nn.functional as F
 
-    from cirlib.models.heads import minmax_normalize
     from cirlib.metrics import normalize_cam
-    from cirlib.models.heads import select_class_maps
+    from cirlib.models.heads import minmax_normalize, select_class_maps
 
     if len(model.heads) != 2:
         raise ValueError(f"complementary_head_maps needs a model with two classifiers, got {len(model.heads)}.")
     device = next(model.parameters()).device
     x, y = images.to(device), torch.as_tensor(labels).to(device)
-    t, plain = model.full_features(x, need_plain=model._need_plain)
-    src = model._cam_features(t, plain)
-    normed = [minmax_normalize(head.maps(src)) for head in model.heads]
+    _, class_maps = model.classifier_maps(x)
+    normed = [minmax_normalize(maps) for maps in class_maps]
     raw = {"classifier 1 alone": normed[0], "classifier 2 alone": normed[1],
            "max fusion (the default)": torch.maximum(normed[0], normed[1]),
            "mean fusion": (normed[0] + normed[1]) / 2}

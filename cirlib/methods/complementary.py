@@ -363,6 +363,16 @@ class ComplementaryModel(WSOLModel):
             ssam = self.ssam.attention(f1)
         return {"caam": caam, "ssam": ssam, "feature_size": tuple(f1.shape[-2:])}
 
+    def classifier_maps(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Each classifier's logits ``(B, K)`` and raw class maps ``(B, K, h, w)`` on full images.
+
+        The logits read :math:`F^t`; the maps read the features ``cam_from`` selects (the backbone's
+        own with the default ``"backbone"``), as inference does. Not normalised, not fused.
+        """
+        t, plain = self.full_features(x, need_plain=self._need_plain)
+        src = self._cam_features(t, plain)
+        return [head(t) for head in self.heads], [head.maps(src) for head in self.heads]
+
     # -- contract -------------------------------------------------------------------------------
     def forward_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``(B, K)`` (mean over classifiers) and the fused class maps ``(B, K, h, w)``.
@@ -370,12 +380,7 @@ class ComplementaryModel(WSOLModel):
         With two classifiers each one's maps are min-max normalised per image and class, then
         fused by ``cam_fusion``; with a shared classifier its raw (bias-free) maps are returned.
         """
-        t, plain = self.full_features(x, need_plain=self._need_plain)
-        src = self._cam_features(t, plain)
-        logits, maps = [], []
-        for head in self.heads:
-            logits.append(head(t))
-            maps.append(head.maps(src))
+        logits, maps = self.classifier_maps(x)
         logit = torch.stack(logits).mean(0)
         if len(maps) == 1:
             return logit, maps[0]

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The ``make results`` methods (those of cirlib.methods.registry.RESULTS_METHODS; the base commits predate it).
+#: The paper's chain (cirlib.methods.registry.CHAIN_METHODS; written out: the base commits predate the registry).
 METHODS = ("cam", "has", "complementary", "caam", "ssam", "full")
 
 _CHILD = r"""

@@ -87,11 +87,12 @@ def _measure(arch: str, size: int, batch: int, width: int | None, reps: int, met
     torch.manual_seed(0)
     images, labels = torch.randn(batch, 3, size, size), torch.randint(0, num_classes, (batch,))
     built = {m: build(m, arch, size, num_classes, width) for m in methods}
+    whole = {"boxes": [torch.tensor([[0.0, 0.0, size - 1.0, size - 1.0]])] * batch}  # for needs_boxes models
 
     def step(method: str) -> tuple[float, float]:
         model, opt = built[method]
         wall, cpu = time.perf_counter(), time.process_time()
-        loss = model.training_loss(images, labels)["loss"]
+        loss = model.training_loss(images, labels, **(whole if model.needs_boxes else {}))["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -147,11 +148,10 @@ def profile_full(arch: str, size: int, batch: int, width: int | None, num_classe
 
 
 def _machine() -> dict:
-    """CPU model, core count, torch version and load average (``train_throughput.machine``)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from train_throughput import machine
+    """CPU model, core count, torch version and load average (:func:`cirlib.runs.machine.machine_description`)."""
+    from cirlib.runs.machine import machine_description
 
-    return machine()
+    return machine_description()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -40,27 +39,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 PRECISIONS = ("fp32", "bf16", "channels_last", "compile")
-
-
-def machine() -> dict:
-    """The machine, in words: CPU model and core count, GPU name, library versions."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-    try:
-        info["load_average"] = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        pass
-    return info
 
 
 def train_step_rate(arch: str, method: str, precision: str, device: str, batch: int, size: int, steps: int,
@@ -89,12 +67,13 @@ def train_step_rate(arch: str, method: str, precision: str, device: str, batch: 
         loss_fn = torch.compile(model.training_loss)
     x = torch.randn(batch, 3, size, size, device=dev)
     y = torch.randint(0, num_classes, (batch,), device=dev)
+    extra = {"boxes": [torch.tensor([[0.0, 0.0, size - 1.0, size - 1.0]], device=dev)] * batch} if model.needs_boxes else {}
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step() -> None:
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-            loss = loss_fn(x, y)["loss"]
+            loss = loss_fn(x, y, **extra)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -162,7 +141,7 @@ def loader_rate(root: Path | None, batch: int, batches: int, num_workers: int, p
 
 
 def _table(rows: list[dict], loader: dict | None, info: dict) -> str:
-    lines = [f"device: {rows[0]['device'] if rows else '?'}; {info.get('gpu') or info['cpu']} "
+    lines = [f"device: {rows[0]['device'] if rows else '?'}; {info.get('cuda') or info['cpu']} "
              f"({info['cpu_count']} cores), torch {info['torch']}; load average {info.get('load_average')}",
              "", "| backbone | method | precision | batch | px | images/s | peak memory (MiB) |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
@@ -232,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
                                          threads=args.threads)))
         return 0
 
-    info = machine()
+    from cirlib.runs.machine import machine_description
+
+    info = machine_description()
     rows: list[dict] = []
     for arch in args.archs:
         for method in args.methods:

@@ -463,7 +463,13 @@ def complementary_head_maps(model, images: torch.Tensor, labels: torch.Tensor) -
         raise ValueError(f"complementary_head_maps needs a model with two classifiers, got {len(model.heads)}.")
     device = next(model.parameters()).device
     x, y = images.to(device), torch.as_tensor(labels).to(device)
-    _, class_maps = model.classifier_maps(x)
+    was_training = model.training
+    model.eval()  # what evaluation scores: BatchNorm's running statistics, left untouched
+    try:
+        with torch.no_grad():
+            _, class_maps = model.classifier_maps(x)
+    finally:
+        model.train(was_training)
     normed = [minmax_normalize(maps) for maps in class_maps]
     raw = {"classifier 1 alone": normed[0], "classifier 2 alone": normed[1],
            "max fusion (the default)": torch.maximum(normed[0], normed[1]),

@@ -2,7 +2,8 @@
 
 Every function draws into matplotlib axes and returns the figure; the notebook decides whether to
 ``plt.show()`` it or save it with :func:`save_figure`. What the figures show is computed in
-:mod:`cirlib.analysis` (localization maps, region shares, tables); this module only draws.
+:mod:`cirlib.analysis` (localization maps, region shares, tables); this module draws (one figure,
+:func:`plot_method_maps`, also boxes the maps it shows, as the evaluator would).
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ def first_per_class(dataset: Dataset, per_class: int) -> Subset:
     if int(per_class) != per_class or per_class < 1:
         raise ValueError(f"data.train_per_class={per_class!r} must be a positive integer or null.")
     labels = _labels(dataset)
-    num_classes = int(getattr(_base(dataset), "num_classes", max(labels, default=-1) + 1))
+    num_classes = int(getattr(base_dataset(dataset), "num_classes", max(labels, default=-1) + 1))
     chosen: list[int] = []
     counts = [0] * num_classes
     for index, label in enumerate(labels):
@@ -153,7 +153,8 @@ def first_per_class(dataset: Dataset, per_class: int) -> Subset:
     return Subset(dataset, chosen)
 
 
-def _base(dataset: Dataset) -> Dataset:
+def base_dataset(dataset: Dataset) -> Dataset:
+    """The dataset under any ``Subset`` wrappers."""
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
     return dataset

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from cirlib.config import ExperimentConfig
+from cirlib.data.builders import base_dataset
 from cirlib.engine.distributed import ResumableDistributedSampler, ShardSampler
 
 __all__ = [
@@ -141,12 +142,6 @@ def build_model(config: ExperimentConfig, num_classes: int):
         m.method, m.arch, num_classes, pretrained=m.pretrained, image_size=config.data.image_size, **m.options
     )
 
-
-def base_dataset(dataset):
-    """The dataset under any ``Subset`` wrappers."""
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    return dataset
 
 
 def num_classes(dataset) -> int:

@@ -182,11 +182,7 @@ class ComplementaryModel(WSOLModel):
         ssam_reduction: int = 8,
     ) -> None:
         super().__init__(backbone, num_classes)
-        if fusion_loss is not None and fusion_loss not in FUSION_LOSSES:
-            raise ValueError(
-                f"ComplementaryModel: unknown fusion_loss={fusion_loss!r}. Valid values: None, "
-                f"{', '.join(map(repr, FUSION_LOSSES))} (see docs/reconstruction.md)."
-            )
+        _choice("fusion_loss", fusion_loss, (None, *FUSION_LOSSES))
         patch_sizes, hide_prob = check_patch_options(patch_sizes, hide_prob, "ComplementaryModel")
         if float(fusion_weight) < 0:
             raise ValueError(f"ComplementaryModel: fusion_weight (lambda) must be >= 0, got {fusion_weight!r}.")

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cirlib.config import validate_choice
 from cirlib.methods.cam import CAMModel
 from cirlib.models.heads import select_class_maps
 
@@ -95,8 +96,7 @@ class FewShotBoxModel(CAMModel):
         super().__init__(backbone, num_classes)
         if not float(box_loss_weight) >= 0.0:
             raise ValueError(f"FewShotBoxModel: box_loss_weight must be >= 0, got {box_loss_weight!r}.")
-        if box_target not in BOX_TARGETS:
-            raise ValueError(f"FewShotBoxModel: box_target={box_target!r} is not one of {', '.join(BOX_TARGETS)}.")
+        validate_choice("box_target", box_target, BOX_TARGETS, prefix="FewShotBoxModel: ")
         self.box_loss_weight = float(box_loss_weight)
         self.box_target = box_target
 

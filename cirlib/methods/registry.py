@@ -5,7 +5,7 @@ make the variant (its *preset*: only what differs from the class's defaults), a 
 description, its relative training cost and where it belongs:
 
 * ``chain=True``: a step of the paper's chain CAM -> HaS -> complementary -> CAAM -> SSAM -> full,
-  trained by the notebooks (``make demo``);
+  the subject of notebooks 01-07;
 * ``in_results=True``: a row of the ``make results`` ablation table (adding a method to that table
   is this one field);
 * the rest are other WSOL methods, buildable by name (``cirlib train --set model.method=acol``).
@@ -53,9 +53,9 @@ class MethodSpec:
         description: one line for help texts, notebooks and the headers of the generated configs.
         presets: constructor options that make this variant (only those that differ from the
             class's defaults; options given to ``build_model`` override them).
-        relative_cost: single-threaded train time of one epoch relative to CAM (CAM = 1), measured
+        relative_cost: single-threaded training cost per image relative to CAM's (CAM = 1), measured
             under the ``demo`` budget; ``None`` where not measured yet.
-        chain: a step of the paper's chain, trained by the notebooks and ``make demo``.
+        chain: a step of the paper's chain, the subject of notebooks 01-07.
         in_results: a row of the ``make results`` ablation table.
         train_per_class: trains on this many images per class (``data.train_per_class``); ``None``:
             the whole training split.
@@ -139,7 +139,7 @@ _BY_NAME: Mapping[str, MethodSpec] = MappingProxyType({spec.name: spec for spec 
 
 #: Every method name :func:`cirlib.methods.build_model` understands.
 METHODS: tuple[str, ...] = tuple(_BY_NAME)
-#: The paper's chain, trained by the notebooks and ``make demo``.
+#: The paper's chain, the subject of notebooks 01-07.
 CHAIN_METHODS: tuple[str, ...] = tuple(s.name for s in METHOD_SPECS if s.chain)
 #: The rows of the ``make results`` ablation table, in order.
 RESULTS_METHODS: tuple[str, ...] = tuple(s.name for s in METHOD_SPECS if s.in_results)

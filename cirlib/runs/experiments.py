@@ -207,7 +207,12 @@ def demo_configs(
 
 
 def _measured_epoch_seconds(method: str, results_path: Path) -> float | None:
-    """Mean single-threaded seconds per epoch of ``method`` in ``make results``' file (demo budget), if any."""
+    """Mean single-threaded seconds of one epoch of ``method`` over the demo budget's training images,
+    from ``make results``' file, if any.
+
+    A method with its own demo settings (the few-shot baseline: 36 epochs of 50 images) is brought
+    back to the budget's epoch of ``train_limit`` images, which :func:`estimate_train_seconds` scales.
+    """
     import json
 
     try:
@@ -215,10 +220,25 @@ def _measured_epoch_seconds(method: str, results_path: Path) -> float | None:
         if payload.get("budget") != "demo":
             return None
         seconds = float(payload["summary"][method]["mean"]["train_time_s"])
-        epochs = int(payload["budget_settings"]["train"]["epochs"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return seconds / epochs if seconds > 0 and epochs > 0 else None
+    run = experiment_config(method)
+    per_epoch = seconds / run.train.epochs
+    return per_epoch * BUDGETS["demo"]["data"]["train_limit"] / _train_images(run) if seconds > 0 else None
+
+
+def _train_images(config: ExperimentConfig) -> int:
+    """Training images per epoch of a synthetic run: ``train_limit``, or fewer with ``train_per_class``."""
+    import inspect
+
+    from cirlib.data.synthetic import SyntheticWSOL
+
+    images = config.data.train_limit or BUDGETS["demo"]["data"]["train_limit"]
+    if config.data.train_per_class:  # e.g. the few-shot baseline: N images per class of the synthetic classes
+        default = inspect.signature(SyntheticWSOL).parameters["num_classes"].default
+        classes = int(config.data.options.get("num_classes", default))
+        images = min(images, config.data.train_per_class * classes)
+    return images
 
 
 def estimate_train_seconds(config: ExperimentConfig,
@@ -252,9 +272,7 @@ def estimate_train_seconds(config: ExperimentConfig,
         if cost is None:
             return None
         per_epoch = CAM_DEMO_EPOCH_SECONDS * cost
-    images = config.data.train_limit or demo["data"]["train_limit"]
-    if config.data.train_per_class:  # e.g. the few-shot baseline: N images per class of the synthetic classes
-        images = min(images, config.data.train_per_class * int(config.data.options.get("num_classes", 10)))
+    images = _train_images(config)
     width = float(config.model.options.get("width", demo["model"]["options"]["width"]))
     work = (images * config.data.image_size ** 2 * width ** 2) / (
         demo["data"]["train_limit"] * demo["data"]["image_size"] ** 2 * demo["model"]["options"]["width"] ** 2)

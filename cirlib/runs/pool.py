@@ -51,10 +51,10 @@ def train_one(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cost(config: ExperimentConfig) -> float:
-    """Expected train time relative to one CAM epoch (the registry's cost; 1 where not measured)."""
-    from cirlib.methods.registry import get_spec
+    """Expected train time (:func:`~cirlib.runs.experiments.estimate_train_seconds`; 0 where it has none)."""
+    from cirlib.runs.experiments import estimate_train_seconds
 
-    return (get_spec(config.model.method).relative_cost or 1.0) * config.train.epochs
+    return estimate_train_seconds(config) or 0.0
 
 
 def run_many(

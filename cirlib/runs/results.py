@@ -55,7 +55,7 @@ __all__ = [
     "write_synthetic_configs",
 ]
 
-#: ``(key in results.json, label, function reading it from a run's test metrics)``.
+#: ``(key in results.json, label)`` of every metric the table shows.
 METRICS: tuple[tuple[str, str], ...] = (
     ("maxboxacc_30", "MaxBoxAcc@30"),
     ("maxboxacc_50", "MaxBoxAcc@50"),

@@ -170,8 +170,6 @@ def run_notebook(
 
 def prepare_ci(source_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
     """Inject the FAST parameters into copies of every notebook, for ``nbval`` to execute once."""
-    from cirlib.runs.machine import machine_description
-
     out_dir = Path(out_dir).resolve()
     artifacts = out_dir / "artifacts"
     written = []

@@ -24,10 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cirlib.paths import REPO_ROOT  # the folder holding README.md, docs/ and figures/
 from cirlib.tools.notebooks import list_notebooks
 
-#: The repository root (the folder holding README.md, docs/ and figures/).
-REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Cells the browser tests append to a notebook (the kernel check); never part of the site.
 BROWSER_CHECK_TAG = "browser-check"
 #: Mime type of a live widget: a static page has no kernel to drive it, so the site drops these

@@ -22,8 +22,10 @@ the differences to ``full`` are what each module costs in the step, forward and 
 
 The full method does three backbone passes (the two complementary images, batched as one pass of
 2B, and the full image) plus CAAM and SSAM on the two branches: about 3x plus the attention's own
-cost, which depends on the backbone (CAAM costs :math:`C^2 N` per image: 64 channels at 16x16
-positions for ``small_cnn``, 2048 at 7x7-14x14 for ResNet50).
+cost. With the defaults the modules give only the spatial mean of their output, which is all the
+logits read (:attr:`cirlib.methods.complementary.ComplementaryModel.pools_attention`): CAAM then
+costs one :math:`C \times C` energy over :math:`N` positions per image (64 channels at 16x16
+positions for ``small_cnn``, 2048 at 7x7-14x14 for ResNet50), SSAM its :math:`N \times N` softmax.
 """
 
 from __future__ import annotations

@@ -155,3 +155,22 @@ def test_real_backbone_cam_resolution():
     with torch.no_grad():
         logits, cams = model(torch.randn(2, 3, 64, 48), return_cam=True)
     assert logits.shape == (2, 5) and cams.shape == (2, 16, 12)
+
+
+def test_label_maps_are_the_selected_class_maps():
+    from cirlib.models.heads import select_class_maps
+
+    torch.manual_seed(0)
+    head = CAMHead(6, 4)
+    feats, labels = torch.randn(5, 6, 3, 4), torch.tensor([0, 3, 1, 3, 2])
+    torch.testing.assert_close(head.label_maps(feats, labels), select_class_maps(head.maps(feats), labels))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        head.label_maps(feats, torch.tensor([0, 4, 1, 3, 2]))
+    with pytest.raises(ValueError, match="features"):
+        head.label_maps(torch.randn(5, 7, 3, 4), labels)
+
+
+def test_classify_is_forward_on_pooled_features():
+    torch.manual_seed(0)
+    head, feats = CAMHead(6, 4), torch.randn(5, 6, 3, 4)
+    assert torch.equal(head.classify(feats.mean((2, 3))), head(feats))

@@ -375,3 +375,56 @@ def test_fusion_maps_with_a_given_pair_and_options():
     assert maps.mask is mask and again.a_full is None
     assert torch.allclose(maps.a1, expected_a1, atol=1e-6) and torch.equal(maps.a1, again.a1)
     assert torch.allclose(maps.a_full[1], expected_full, atol=1e-6)
+
+
+class _SpatialModel(ComplementaryModel):
+    """The same model, forced through the spatial path (F^t formed, then GAP) everywhere."""
+
+    @property
+    def pools_attention(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(FULL, fusion_loss="max"),
+        dict(FULL, ssam_mode="additive", attention_scale="linear", aggregation="sum"),
+        dict(use_caam=True, caam_energy="danet", caam_temperature="sqrt_n"),
+        dict(use_ssam=True, classifier="shared"),
+    ],
+    ids=["full", "literal_modules", "caam_only", "ssam_shared"],
+)
+def test_pooled_attention_matches_the_spatial_path(options):
+    # Logits read only the mean of F^t, so the modules' pooled outputs give the same training loss,
+    # gradients and inference as forming F^t (up to float rounding); the maps are the very same.
+    pooled, spatial = _model(seed=2, **options), _model(seed=2, **options)
+    spatial.__class__ = _SpatialModel
+    assert pooled.pools_attention and not spatial.pools_attention
+    with torch.no_grad():
+        for m in (pooled, spatial):
+            if m.caam is not None:
+                m.caam.gamma.fill_(0.4)
+            if m.ssam is not None:
+                m.ssam.beta.fill_(-0.3)
+    x, y = _batch()
+    outs = []
+    for m in (pooled, spatial):
+        m.generator = torch.Generator().manual_seed(5)
+        out = m.training_loss(x, y)
+        out["loss"].backward()
+        outs.append(out)
+    torch.testing.assert_close(outs[0]["loss"], outs[1]["loss"])
+    torch.testing.assert_close(outs[0]["logits"], outs[1]["logits"])
+    for (name, a), b in zip(pooled.named_parameters(), spatial.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+    pooled.eval(), spatial.eval()
+    torch.testing.assert_close(pooled(x), spatial(x))
+    (la, ma), (lb, mb) = pooled(x, y, return_cam=True), spatial(x, y, return_cam=True)
+    torch.testing.assert_close(la, lb)
+    assert torch.equal(ma, mb)
+
+
+@pytest.mark.parametrize("options", [dict(FULL, cam_from="attended"), dict(FULL, attention_at="early"), {}])
+def test_attention_is_pooled_only_where_the_maps_do_not_read_it(options):
+    assert not _model(**options).pools_attention

@@ -39,6 +39,11 @@ backbone's features, which the attention trains but does not rewrite (``cam_from
 3 seeds this beat the modules placed before the last block by 5 points of MaxBoxAccV2).
 ``attention_scale="linear"``, ``ssam_mode="additive"``, ``aggregation="sum"``,
 ``cam_from="attended"`` give the literal reading.
+
+Cost. With ``cam_from="backbone"`` and the modules after the last block, :math:`F^t` is read only by
+the logits, GAP then a linear layer, i.e. only through its mean over positions; the model then asks
+the modules for that mean directly (:attr:`ComplementaryModel.pools_attention`), the same function
+up to float rounding at a fraction of the cost (``benchmarks/step_cost.py``).
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ from cirlib.models.attention import (
     ChannelAssistedAttention,
     SpatialSelfAttention,
 )
-from cirlib.models.heads import CAMHead, minmax_normalize, select_class_maps
+from cirlib.models.heads import CAMHead, minmax_normalize
 
 __all__ = [
     "AGGREGATIONS",
@@ -277,6 +282,37 @@ class ComplementaryModel(WSOLModel):
         t = c + s
         return 0.5 * t if self.aggregation == "mean" else t
 
+    @property
+    def pools_attention(self) -> bool:
+        r"""Whether the attention computes only the spatial mean of :math:`F^t` (:meth:`attend_pooled`).
+
+        True with CAAM or SSAM after the last block and ``cam_from="backbone"`` (the defaults): the
+        class maps then read the backbone's own features, and the logits, GAP then a linear layer,
+        read only :math:`\overline{F^t}`. The modules give that mean directly
+        (:meth:`ChannelAssistedAttention.pooled`, :meth:`SpatialSelfAttention.pooled`), which spares
+        CAAM's :math:`C \times C \times N` product and every ``(B, C, h, w)`` attended tensor.
+        """
+        return self.has_attention and self.attention_at == "late" and self.cam_from == "backbone"
+
+    def attend_pooled(self, f1: torch.Tensor, f2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r""":math:`\overline{F^t}` of both branches, ``(B, C)`` each: :meth:`attend`'s outputs averaged over positions."""
+        c1, c2 = self.caam.pooled(f1, f2) if self.caam is not None else (f1.mean((2, 3)), f2.mean((2, 3)))
+        if self.ssam is not None:
+            s1, s2 = self.ssam.pooled(torch.cat([f1, f2])).chunk(2)
+        else:
+            s1, s2 = f1.mean((2, 3)), f2.mean((2, 3))
+        t1, t2 = c1 + s1, c2 + s2
+        if self.aggregation == "mean":
+            t1, t2 = 0.5 * t1, 0.5 * t2
+        return t1, t2
+
+    def _attend_single_pooled(self, f: torch.Tensor) -> torch.Tensor:
+        """:meth:`_attend_single` averaged over positions, ``(B, C)``."""
+        c = self.caam.pooled(f, f)[0] if self.caam is not None else f.mean((2, 3))
+        s = self.ssam.pooled(f) if self.ssam is not None else f.mean((2, 3))
+        t = c + s
+        return 0.5 * t if self.aggregation == "mean" else t
+
     def branch_features(
         self, x1: torch.Tensor, x2: torch.Tensor, need_plain: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -365,6 +401,10 @@ class ComplementaryModel(WSOLModel):
         The logits read :math:`F^t`; the maps read the features ``cam_from`` selects (the backbone's
         own with the default ``"backbone"``), as inference does. Not normalised, not fused.
         """
+        if self.pools_attention:
+            f = self.backbone(x)
+            pooled = self._attend_single_pooled(f)
+            return [head.classify(pooled) for head in self.heads], [head.maps(f) for head in self.heads]
         t, plain = self.full_features(x, need_plain=self._need_plain)
         src = self._cam_features(t, plain)
         return [head(t) for head in self.heads], [head.maps(src) for head in self.heads]
@@ -389,6 +429,9 @@ class ComplementaryModel(WSOLModel):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Inference on the full image (see :meth:`WSOLModel.forward`); deterministic, no masking."""
         if not return_cam:
+            if self.pools_attention:
+                pooled = self._attend_single_pooled(self.backbone(x))
+                return torch.stack([head.classify(pooled) for head in self.heads]).mean(0)
             t, _ = self.full_features(x)
             return torch.stack([head(t) for head in self.heads]).mean(0)
         return super().forward(x, labels=labels, return_cam=True)
@@ -423,8 +466,12 @@ class ComplementaryModel(WSOLModel):
         if full_image is None:
             full_image = self.fusion_loss is None or needs_full_map(self.fusion_loss)
         need_plain = self._need_plain
-        t1, t2, p1, p2 = self.branch_features(i1, i2, need_plain=need_plain)
-        return self._fusion_maps_from(images, labels, mask, (t1, t2, p1, p2), need_plain, full_image)
+        if self.pools_attention:  # the maps read the backbone's features only
+            p1, p2 = self.backbone(torch.cat([i1, i2])).chunk(2)
+            branches = (p1, p2, p1, p2)
+        else:
+            branches = self.branch_features(i1, i2, need_plain=need_plain)
+        return self._fusion_maps_from(images, labels, mask, branches, need_plain, full_image)
 
     def _fusion_maps_from(
         self,
@@ -437,12 +484,12 @@ class ComplementaryModel(WSOLModel):
     ) -> FusionMaps:
         """:class:`FusionMaps` from the branches' features ``(F^t_1, F^t_2, plain_1, plain_2)`` of one split."""
         t1, t2, p1, p2 = branches
-        a1 = select_class_maps(self.head(0).maps(self._cam_features(t1, p1)), labels)
-        a2 = select_class_maps(self.head(1).maps(self._cam_features(t2, p2)), labels)
+        a1 = self.head(0).label_maps(self._cam_features(t1, p1), labels)
+        a2 = self.head(1).label_maps(self._cam_features(t2, p2), labels)
         a_full = None
         if full_image:
             src = self._full_training_cam_features(images, need_plain)
-            a_full = torch.stack([select_class_maps(head.maps(src), labels) for head in self.heads])
+            a_full = torch.stack([head.label_maps(src, labels) for head in self.heads])
         return FusionMaps(a1, a2, a_full, mask)
 
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
@@ -460,8 +507,14 @@ class ComplementaryModel(WSOLModel):
         self.last_mask, self.last_patch_size = mask.detach(), size
         use_fusion = self.fusion_loss is not None and self.fusion_weight > 0
         need_plain = use_fusion and self._need_plain
-        t1, t2, p1, p2 = self.branch_features(i1, i2, need_plain=need_plain)
-        y1, y2 = self.head(0)(t1), self.head(1)(t2)
+        if self.pools_attention:
+            p1, p2 = self.backbone(torch.cat([i1, i2])).chunk(2)
+            m1, m2 = self.attend_pooled(p1, p2)
+            y1, y2 = self.head(0).classify(m1), self.head(1).classify(m2)
+            t1, t2 = p1, p2  # F^t itself is never formed: the maps read the plain features
+        else:
+            t1, t2, p1, p2 = self.branch_features(i1, i2, need_plain=need_plain)
+            y1, y2 = self.head(0)(t1), self.head(1)(t2)
         loss_cls = F.cross_entropy(y1, labels) + F.cross_entropy(y2, labels)
         loss = loss_cls
         loss_fusion = torch.zeros((), device=images.device)

@@ -155,12 +155,57 @@ class ChannelAssistedAttention(nn.Module):
             x: ``(B, C, N)`` features of the attending branch.
             x2: ``(B, C, N)`` features of the other branch.
         """
+        return self._weights(self._energy(x, x2))
+
+    def attention_pair(self, x: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Both directions, ``(Q_x, Q_x2)``, from one energy: :math:`X_2 X^\top = (X X_2^\top)^\top`.
+
+        Args:
+            x, x2: ``(B, C, N)`` features of the two branches.
+        """
+        energy = self._energy(x, x2)
+        return self._weights(energy), self._weights(energy.transpose(1, 2))
+
+    def _energy(self, x: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         energy = torch.bmm(x, x2.transpose(1, 2))  # (B, C, C)
         if self.temperature == "sqrt_n":
             energy = energy / math.sqrt(x.shape[-1])
+        return energy
+
+    def _weights(self, energy: torch.Tensor) -> torch.Tensor:
         if self.energy == "danet":
             energy = energy.amax(dim=-1, keepdim=True) - energy
         return torch.softmax(energy, dim=-1)  # max-subtracted internally: overflow-free
+
+    def pooled(self, f1: torch.Tensor, f2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The spatial means of :meth:`forward`'s outputs, ``(B, C)`` each, without the ``C x C x N`` product.
+
+        A CAM head's logits read only the mean of the features over positions, and the attended
+        term is linear in them: :math:`\overline{F^c_x} = \bar X + \gamma\, Q_x \bar X_2` (and
+        symmetrically), :math:`\bar X` the mean of :math:`X` over its :math:`N` positions. Equal to
+        ``forward(f1, f2)[i].mean((2, 3))`` up to float rounding (``tests/test_attention.py``).
+        """
+        self._check_pair(f1, f2)
+        b, c, h, w = f1.shape
+        with _no_autocast(f1.device.type):
+            x = f1.reshape(b, c, h * w).float()
+            x2 = f2.reshape(b, c, h * w).float()
+            q12, q21 = self.attention_pair(x, x2)
+            m1, m2 = x.mean(-1, keepdim=True), x2.mean(-1, keepdim=True)
+            g = self.effective_gamma.float()
+            p1 = m1 + g * torch.bmm(q12, m2)
+            p2 = m2 + g * torch.bmm(q21, m1)
+        if self.keep_attention:
+            self.last_attention = (q12.detach(), q21.detach())
+        return p1.squeeze(-1).to(f1.dtype), p2.squeeze(-1).to(f1.dtype)
+
+    @staticmethod
+    def _check_pair(f1: torch.Tensor, f2: torch.Tensor) -> None:
+        if f1.dim() != 4 or f1.shape != f2.shape:
+            raise ValueError(
+                "ChannelAssistedAttention.forward: f1 and f2 must be (B, C, h, w) tensors of the same "
+                f"shape, got {tuple(f1.shape)} and {tuple(f2.shape)}."
+            )
 
     def forward(
         self, f1: torch.Tensor, f2: torch.Tensor, return_attention: bool = False
@@ -175,18 +220,13 @@ class ChannelAssistedAttention(nn.Module):
         Returns:
             ``(f1c, f2c)`` in the dtype of the inputs, or ``(f1c, f2c, Q_x, Q_x2)``.
         """
-        if f1.dim() != 4 or f1.shape != f2.shape:
-            raise ValueError(
-                "ChannelAssistedAttention.forward: f1 and f2 must be (B, C, h, w) tensors of the same "
-                f"shape, got {tuple(f1.shape)} and {tuple(f2.shape)}."
-            )
+        self._check_pair(f1, f2)
         b, c, h, w = f1.shape
         out_dtype = f1.dtype
         with _no_autocast(f1.device.type):
             x = f1.reshape(b, c, h * w).float()
             x2 = f2.reshape(b, c, h * w).float()
-            q12 = self.attention(x, x2)
-            q21 = self.attention(x2, x)
+            q12, q21 = self.attention_pair(x, x2)
             g = self.effective_gamma.float()
             y1 = x + g * torch.bmm(q12, x2)
             y2 = x2 + g * torch.bmm(q21, x)
@@ -285,14 +325,57 @@ class SpatialSelfAttention(nn.Module):
         """The scale applied to the attention term (``beta`` through :func:`bounded_scale`)."""
         return bounded_scale(self.beta, self.scale, self.scale_bound)
 
+    def queries_and_keys(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:math:`Q = W_q F` and :math:`K = W_k F`, ``(B, C', N)`` each, in the dtype autocast gives.
+
+        The two 1x1 convolutions (:attr:`query`, :attr:`key`) as one batched matrix product over
+        their stacked weights: one pass over the features forward and backward, and no
+        convolution kernel for a few output channels (``benchmarks/step_cost.py --breakdown``).
+        """
+        b, c, h, w = x.shape
+        weight = torch.cat([self.query.weight, self.key.weight]).reshape(1, -1, c)
+        bias = torch.cat([self.query.bias, self.key.bias]).reshape(1, -1, 1)
+        qk = torch.baddbmm(bias, weight.expand(b, -1, -1), x.reshape(b, c, h * w))
+        return qk.split(self.query.out_channels, dim=1)
+
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """The ``(B, N, N)`` position attention of ``x`` (``(B, C, h, w)``), float32, rows sum to 1."""
-        b, _, h, w = x.shape
-        q = self.query(x).reshape(b, -1, h * w)
-        k = self.key(x).reshape(b, -1, h * w)
+        q, k = self.queries_and_keys(x)
         with _no_autocast(x.device.type):
             energy = torch.bmm(q.float().transpose(1, 2), k.float())  # (B, N, N): queries x keys
             return torch.softmax(energy, dim=-1)
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        r"""The spatial mean of :meth:`forward`'s output, ``(B, C)``, from the attention each position receives.
+
+        Both modes read :math:`S` only through :math:`r_j = \sum_i S_{ij}`: the gate is
+        :math:`\overline{F^s} = \frac1N \sum_j F_j (1 + \beta (r_j - 1))`, and the additive mix
+        averages to :math:`\overline{F^s} = \bar F + \frac{\beta}{N} V r`. So the mean, which is all a
+        CAM head's logits read, needs neither the ``(B, C, N)`` output nor the ``V S^T`` product.
+        Equal to ``forward(x).mean((2, 3))`` up to float rounding (``tests/test_attention.py``).
+        """
+        self._check_input(x)
+        b, c, h, w = x.shape
+        s = self.attention(x)
+        beta = self.effective_beta.float()
+        v = self.value(x).reshape(b, c, h * w) if self.mode == "additive" else None
+        with _no_autocast(x.device.type):
+            received = s.sum(dim=1, keepdim=True).transpose(1, 2)  # (B, N, 1)
+            xf = x.reshape(b, c, h * w).float()
+            if v is None:
+                out = torch.bmm(xf, 1.0 + beta * (received - 1.0)) / (h * w)
+            else:
+                out = xf.mean(-1, keepdim=True) + beta * torch.bmm(v.float(), received) / (h * w)
+        if self.keep_attention:
+            self.last_attention = s.detach()
+        return out.squeeze(-1).to(x.dtype)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"SpatialSelfAttention.forward: expected (B, {self.channels}, h, w) features, got "
+                f"{tuple(x.shape)}. Build the module with channels equal to the feature channels."
+            )
 
     def forward(
         self, x: torch.Tensor, return_attention: bool = False
@@ -306,11 +389,7 @@ class SpatialSelfAttention(nn.Module):
         Returns:
             ``F^s`` with the shape and dtype of ``x``, or ``(F^s, S)``.
         """
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise ValueError(
-                f"SpatialSelfAttention.forward: expected (B, {self.channels}, h, w) features, got "
-                f"{tuple(x.shape)}. Build the module with channels equal to the feature channels."
-            )
+        self._check_input(x)
         b, c, h, w = x.shape
         s = self.attention(x)
         beta = self.effective_beta.float()

@@ -77,12 +77,17 @@ def class_activation_maps(
 
 def select_class_maps(maps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Pick one map per image: ``maps[b, labels[b]]`` -> ``(B, h, w)``."""
-    labels = torch.as_tensor(labels, device=maps.device).long().view(-1)
-    if labels.numel() != maps.shape[0]:
-        raise ValueError(f"labels has {labels.numel()} entries for a batch of {maps.shape[0]}.")
-    if labels.numel() and (labels.min() < 0 or labels.max() >= maps.shape[1]):
-        raise ValueError(f"labels must lie in [0, {maps.shape[1]}), got min {int(labels.min())}, max {int(labels.max())}.")
+    labels = _checked_labels(labels, maps.shape[0], maps.shape[1], maps.device)
     return maps[torch.arange(maps.shape[0], device=maps.device), labels]
+
+
+def _checked_labels(labels: torch.Tensor, batch: int, num_classes: int, device: torch.device) -> torch.Tensor:
+    labels = torch.as_tensor(labels, device=device).long().view(-1)
+    if labels.numel() != batch:
+        raise ValueError(f"labels has {labels.numel()} entries for a batch of {batch}.")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}), got min {int(labels.min())}, max {int(labels.max())}.")
+    return labels
 
 
 class CAMHead(nn.Module):
@@ -110,6 +115,19 @@ class CAMHead(nn.Module):
         r"""Bias-free CAMs :math:`M_k = \sum_c w_{k,c} F_c`, ``(B, K, h, w)``."""
         return class_activation_maps(features, self.classifier.weight)
 
+    def label_maps(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        r"""The bias-free CAM of each image's own class, ``(B, h, w)``: :math:`M_{y_b}` for image :math:`b`.
+
+        ``select_class_maps(self.maps(features), labels)`` up to float rounding, without computing
+        the other :math:`K - 1` maps.
+        """
+        if features.ndim != 4 or features.shape[1] != self.in_channels:
+            raise ValueError(f"CAMHead.label_maps: expected (B, {self.in_channels}, h, w) features, got {tuple(features.shape)}.")
+        b, c, h, w = features.shape
+        labels = _checked_labels(labels, b, self.num_classes, features.device)
+        weight = self.classifier.weight.reshape(self.num_classes, c)[labels].to(features.dtype)
+        return torch.bmm(weight.unsqueeze(1), features.reshape(b, c, h * w)).reshape(b, h, w)
+
     def forward_with_maps(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits (B, K), maps (B, K, h, w))`` with logits = GAP(maps) + bias."""
         maps = self.maps(features)
@@ -118,6 +136,9 @@ class CAMHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, K)``: GAP then the linear classifier (cheaper than going through the maps)."""
-        pooled = features.mean(dim=(2, 3))
+        return self.classify(features.mean(dim=(2, 3)))
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K)`` of features already averaged over positions, ``(B, C)``."""
         weight = self.classifier.weight.reshape(self.num_classes, -1).to(pooled.dtype)
         return nn.functional.linear(pooled, weight, self.classifier.bias.to(pooled.dtype))

@@ -54,7 +54,8 @@ class MethodSpec:
         presets: constructor options that make this variant (only those that differ from the
             class's defaults; options given to ``build_model`` override them).
         relative_cost: single-threaded training cost per image relative to CAM's (CAM = 1), measured
-            under the ``demo`` budget; ``None`` where not measured yet.
+            under the ``demo`` budget (the train times of ``results/results.json``); ``None`` where not
+            measured yet. Used only for the time estimates printed before a training.
         chain: a step of the paper's chain, the subject of notebooks 01-07.
         in_results: a row of the ``make results`` ablation table.
         train_per_class: trains on this many images per class (``data.train_per_class``); ``None``:
@@ -105,17 +106,17 @@ METHOD_SPECS: tuple[MethodSpec, ...] = (
                relative_cost=1.0, chain=True, in_results=True),
     MethodSpec("complementary", _COMPLEMENTARY,
                "two complementary images (M*I, (1-M)*I), shared backbone, two classifiers",
-               relative_cost=2.3, chain=True, in_results=True),
+               relative_cost=1.8, chain=True, in_results=True),
     MethodSpec("caam", _COMPLEMENTARY,
                "complementary + channel-wise assisted attention module (CAAM) between the branches",
-               presets={"use_caam": True}, relative_cost=2.5, chain=True, in_results=True),
+               presets={"use_caam": True}, relative_cost=1.9, chain=True, in_results=True),
     MethodSpec("ssam", _COMPLEMENTARY,
                "complementary + spatial self-attention module (SSAM) in each branch",
-               presets={"use_ssam": True}, relative_cost=2.7, chain=True, in_results=True),
+               presets={"use_ssam": True}, relative_cost=2.1, chain=True, in_results=True),
     MethodSpec("full", _COMPLEMENTARY,
                "complementary + CAAM + SSAM + attention-based fusion loss ('max')",
                presets={"use_caam": True, "use_ssam": True, "fusion_loss": DEFAULT_FUSION_LOSS},
-               relative_cost=4.4, chain=True, in_results=True),
+               relative_cost=3.0, chain=True, in_results=True),
     # The other WSOL methods of the reference benchmark (docs/other_methods.md). Their costs: one
     # training step on one thread against CAM's in the same interleaved rounds (0.96-1.03), so 1.0.
     MethodSpec("acol", "cirlib.methods.acol:ACoLModel",

@@ -268,10 +268,12 @@ class ComplementaryModel(WSOLModel):
             s1, s2 = self.ssam(torch.cat([f1, f2])).chunk(2)
         else:
             s1, s2 = f1, f2
-        t1, t2 = c1 + s1, c2 + s2
-        if self.aggregation == "mean":
-            t1, t2 = 0.5 * t1, 0.5 * t2
-        return t1, t2
+        return self._aggregate(c1, s1), self._aggregate(c2, s2)
+
+    def _aggregate(self, c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """:math:`F^t` from :math:`F^c` and :math:`F^s` (``aggregation``)."""
+        t = c + s
+        return 0.5 * t if self.aggregation == "mean" else t
 
     def _attend_single(self, f: torch.Tensor) -> torch.Tensor:
         """:math:`F^t` of a full image fed as both branches (CAAM of ``f`` with itself)."""
@@ -279,8 +281,7 @@ class ComplementaryModel(WSOLModel):
             return f
         c = self.caam(f, f)[0] if self.caam is not None else f
         s = self.ssam(f) if self.ssam is not None else f
-        t = c + s
-        return 0.5 * t if self.aggregation == "mean" else t
+        return self._aggregate(c, s)
 
     @property
     def pools_attention(self) -> bool:
@@ -301,17 +302,13 @@ class ComplementaryModel(WSOLModel):
             s1, s2 = self.ssam.pooled(torch.cat([f1, f2])).chunk(2)
         else:
             s1, s2 = f1.mean((2, 3)), f2.mean((2, 3))
-        t1, t2 = c1 + s1, c2 + s2
-        if self.aggregation == "mean":
-            t1, t2 = 0.5 * t1, 0.5 * t2
-        return t1, t2
+        return self._aggregate(c1, s1), self._aggregate(c2, s2)
 
     def _attend_single_pooled(self, f: torch.Tensor) -> torch.Tensor:
         """:meth:`_attend_single` averaged over positions, ``(B, C)``."""
         c = self.caam.pooled(f, f)[0] if self.caam is not None else f.mean((2, 3))
         s = self.ssam.pooled(f) if self.ssam is not None else f.mean((2, 3))
-        t = c + s
-        return 0.5 * t if self.aggregation == "mean" else t
+        return self._aggregate(c, s)
 
     def branch_features(
         self, x1: torch.Tensor, x2: torch.Tensor, need_plain: bool = False

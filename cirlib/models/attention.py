@@ -203,7 +203,7 @@ class ChannelAssistedAttention(nn.Module):
     def _check_pair(f1: torch.Tensor, f2: torch.Tensor) -> None:
         if f1.dim() != 4 or f1.shape != f2.shape:
             raise ValueError(
-                "ChannelAssistedAttention.forward: f1 and f2 must be (B, C, h, w) tensors of the same "
+                "ChannelAssistedAttention: f1 and f2 must be (B, C, h, w) tensors of the same "
                 f"shape, got {tuple(f1.shape)} and {tuple(f2.shape)}."
             )
 
@@ -373,7 +373,7 @@ class SpatialSelfAttention(nn.Module):
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(
-                f"SpatialSelfAttention.forward: expected (B, {self.channels}, h, w) features, got "
+                f"SpatialSelfAttention: expected (B, {self.channels}, h, w) features, got "
                 f"{tuple(x.shape)}. Build the module with channels equal to the feature channels."
             )
 

@@ -62,3 +62,8 @@ def test_pinned_torch_lies_within_the_supported_range():
 
 def test_ci_runs_make_test():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_passing_tests_leave_no_checkpoints_behind():
+    """The paper-scale tests write 21 GB of checkpoints when pytest keeps every tmp_path (CI ran out of disk)."""
+    assert _pyproject()["tool"]["pytest"]["ini_options"]["tmp_path_retention_policy"] == "failed"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+
 import pytest
 import torch
 
@@ -21,9 +24,6 @@ _DISK_NEEDED_GIB = 2.0
 
 
 def _free_disk() -> tuple[str, float]:
-    import shutil
-    import tempfile
-
     folder = tempfile.gettempdir()
     return folder, shutil.disk_usage(folder).free / 2**30
 

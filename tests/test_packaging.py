@@ -65,5 +65,5 @@ def test_ci_runs_make_test():
 
 
 def test_passing_tests_leave_no_checkpoints_behind():
-    """The paper-scale tests write 21 GB of checkpoints when pytest keeps every tmp_path (CI ran out of disk)."""
+    """The paper-scale tests write 20.6 GiB of checkpoints when pytest keeps every tmp_path (CI ran out of disk)."""
     assert _pyproject()["tool"]["pytest"]["ini_options"]["tmp_path_retention_policy"] == "failed"

@@ -25,6 +25,8 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
+from cirlib.utils.choices import validate_choice  # re-exported until every caller imports cirlib.utils.choices
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -79,38 +81,6 @@ YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list(
 def load_yaml(text: str) -> Any:
     """Parse YAML text with :class:`YamlLoader` (safe, with YAML 1.2 numbers)."""
     return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - YamlLoader is a SafeLoader
-
-
-def validate_choice(name: str, value: Any, choices: Iterable[Any], *, prefix: str = "", suffix: str = "") -> Any:
-    """Check that ``value`` is one of ``choices``; otherwise raise a helpful ``ValueError``.
-
-    Meant for notebook ``parameters`` cells as well as configs::
-
-        >>> validate_choice("DATA", "cubb", ("synthetic", "cub", "ilsvrc"))
-        Traceback (most recent call last):
-        ValueError: DATA='cubb' is not one of synthetic, cub, ilsvrc; did you mean 'cub'?
-
-    Args:
-        name: the parameter's name as the user wrote it (``"DATA"``, ``"data.name"``).
-        value: the value to check.
-        choices: the valid values.
-        prefix: text before the message (e.g. ``"ComplementaryModel: "``).
-        suffix: text after it (e.g. where the values are documented).
-
-    Returns:
-        ``value`` unchanged when valid.
-
-    Raises:
-        ValueError: ``value`` is not among ``choices`` (with a "did you mean" suggestion).
-    """
-    choices = tuple(choices)
-    if value in choices:
-        return value
-    message = f"{prefix}{name}={value!r} is not one of {', '.join(str(c) for c in choices)}"
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
-    if close:
-        message += f"; did you mean {close[0]!r}?"
-    raise ValueError(message + suffix)
 
 
 @dataclass

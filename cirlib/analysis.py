@@ -47,8 +47,8 @@ def localization_maps(model: torch.nn.Module, images: torch.Tensor, labels: torc
     r"""The evaluator's localization maps: CAM at feature size, upsampled, min-max normalised.
 
     Exactly what :func:`cirlib.engine.evaluate_model` scores: ``model(x, labels, return_cam=True)``,
-    bilinear upsampling to the image size (``align_corners=False``), then
-    :math:`(A - \min A) / (\max A - \min A)` per map (:func:`cirlib.metrics.normalize_cam`).
+    then the map pipeline :func:`cirlib.maps.localization_maps` (the reference's bicubic
+    upsampling to the image size, then :math:`(A - \min A) / (\max A - \min A)` per map).
 
     Args:
         model: a WSOL model (model contract of ``docs/architecture.md``); put in eval mode for the call.
@@ -60,7 +60,7 @@ def localization_maps(model: torch.nn.Module, images: torch.Tensor, labels: torc
     Returns:
         ``(B, H, W)`` float maps in [0, 1], on the CPU.
     """
-    from cirlib.metrics import normalize_cam
+    from cirlib import maps as map_pipeline
 
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"localization_maps: batch_size must be >= 1 (or None), got {batch_size}.")
@@ -76,9 +76,7 @@ def localization_maps(model: torch.nn.Module, images: torch.Tensor, labels: torc
                 x = images[start:start + step].to(device)
                 y = None if labels is None else labels[start:start + step].to(device)
                 _, cams = model(x, y, return_cam=True)
-                up = torch.nn.functional.interpolate(cams.float()[:, None], size=tuple(images.shape[-2:]),
-                                                     mode="bilinear", align_corners=False)[:, 0]
-                out.append(torch.as_tensor(normalize_cam(up)).cpu())
+                out.append(torch.from_numpy(map_pipeline.localization_maps(cams, tuple(images.shape[-2:]))))
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, *images.shape[-2:])
@@ -441,9 +439,10 @@ def caam_row_concentration(q, other=None) -> dict[str, float]:
 def complementary_head_maps(model, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """The GT-class localization maps of a two-classifier model: each classifier alone and both fusions.
 
-    Every map goes through the evaluator's pipeline (class map at feature size, bilinear upsampling,
-    min-max normalisation; :func:`localization_maps`), so ``"max fusion (the default)"``
-    equals what the model's own evaluation scores when its ``cam_fusion`` is ``"max"``.
+    Every map goes through the evaluator's pipeline (:mod:`cirlib.maps`: class map at feature size,
+    :func:`~cirlib.maps.fuse` of the two classifiers' normalised maps for the fusions, bicubic
+    upsampling, min-max normalisation), so ``"max fusion (the default)"`` equals what the model's
+    own evaluation scores when its ``cam_fusion`` is ``"max"``.
 
     Args:
         model: a :class:`~cirlib.methods.complementary.ComplementaryModel` with two classifiers.
@@ -454,10 +453,8 @@ def complementary_head_maps(model, images: torch.Tensor, labels: torch.Tensor) -
         ``{"classifier 1 alone", "classifier 2 alone", "max fusion (the default)", "mean fusion"}``,
         each ``(B, H, W)`` in [0, 1] on the CPU.
     """
-    import torch.nn.functional as F
-
-    from cirlib.metrics import normalize_cam
-    from cirlib.models.heads import minmax_normalize, select_class_maps
+    from cirlib import maps as map_pipeline
+    from cirlib.models.heads import select_class_maps
 
     if len(model.heads) != 2:
         raise ValueError(f"complementary_head_maps needs a model with two classifiers, got {len(model.heads)}.")
@@ -470,16 +467,13 @@ def complementary_head_maps(model, images: torch.Tensor, labels: torch.Tensor) -
             _, class_maps = model.classifier_maps(x)
     finally:
         model.train(was_training)
-    normed = [minmax_normalize(maps) for maps in class_maps]
-    raw = {"classifier 1 alone": normed[0], "classifier 2 alone": normed[1],
-           "max fusion (the default)": torch.maximum(normed[0], normed[1]),
-           "mean fusion": (normed[0] + normed[1]) / 2}
-    out = {}
-    for name, maps in raw.items():
-        picked = select_class_maps(maps, y)[:, None].float()
-        up = F.interpolate(picked, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-        out[name] = torch.as_tensor(normalize_cam(up)).cpu()
-    return out
+    first, second = (select_class_maps(maps, y).float() for maps in class_maps)
+    at_feature_size = {"classifier 1 alone": first, "classifier 2 alone": second,
+                       "max fusion (the default)": map_pipeline.fuse([first, second], rule="max"),
+                       "mean fusion": map_pipeline.fuse([first, second], rule="mean")}
+    size = tuple(images.shape[-2:])
+    return {name: torch.from_numpy(map_pipeline.localization_maps(maps, size))
+            for name, maps in at_feature_size.items()}
 
 
 def complementary_head_metrics(model, dataset, renders=None, batch_size: int = 200,

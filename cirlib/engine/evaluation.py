@@ -1,8 +1,9 @@
 r"""Evaluation of a trained WSOL model: classification and localization metrics.
 
 For each image the model gives the class activation map of the ground-truth class
-(``model(x, labels, return_cam=True)``) at feature resolution. The map is upsampled bilinearly
-(``align_corners=False``) to the image size, min-max normalised per image,
+(``model(x, labels, return_cam=True)``) at feature resolution. The map goes through the map
+pipeline of the wsolevaluation reference (:func:`cirlib.maps.localization_maps`): bicubic upsampling
+to the image size (``cv2.resize``, ``INTER_CUBIC``), then min-max normalisation per image,
 
 .. math::  \hat A = \frac{A - \min A}{\max A - \min A},
 
@@ -21,11 +22,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from cirlib.engine.distributed import broadcast_object, gather_objects, is_distributed, is_main_process
+from cirlib.maps import localization_maps
 
 __all__ = ["evaluate_model", "default_cam_thresholds", "progress_disabled"]
 
@@ -87,12 +88,7 @@ class _Scorer:
         self.top5 = 0
 
     def update(self, rec: dict) -> None:
-        from cirlib.metrics import normalize_cam
-
-        cams = rec["cams"]
-        up = F.interpolate(cams[:, None], size=rec["size"], mode="bilinear", align_corners=False)[:, 0]
-        maps = normalize_cam(up)
-        maps = maps.numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
+        maps = localization_maps(rec["cams"], rec["size"])
         self.box.update(maps, rec["boxes"], top1_correct=rec["top1"], top5_correct=rec["top5"])
         if rec["masks"] is None:
             self.masks_everywhere = False

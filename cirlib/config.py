@@ -21,11 +21,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import yaml
 
-from cirlib.utils.choices import validate_choice  # re-exported until every caller imports cirlib.utils.choices
+from cirlib.methods.registry import METHODS
+from cirlib.utils.choices import validate_choice
+from cirlib.utils.device import device_hint
+from cirlib.utils.io import atomic_write_text
 
 __all__ = [
     "ConfigError",
@@ -163,9 +166,6 @@ class TrainConfig:
             mid-epoch (0 = only at the end of each epoch).
         eval_every: evaluate on ``eval.val_split`` every N epochs (0 = never during training).
         log_every: refresh the progress bar's loss every N steps.
-        find_unused_parameters: allow DDP to search for parameters a step left unused; passed to
-            DDP only when the model says it can skip some (``may_skip_parameters``; no cirlib method
-            does), so DDP neither pays for the search nor warns on every run.
     """
 
     epochs: int = 10
@@ -182,7 +182,6 @@ class TrainConfig:
     checkpoint_every_steps: int = 0
     eval_every: int = 1
     log_every: int = 10
-    find_unused_parameters: bool = True
 
 
 @dataclass
@@ -432,8 +431,6 @@ def load_config(
 
 def save_config(config: ExperimentConfig, path: str | os.PathLike) -> Path:
     """Write the config as YAML atomically (the run folder's ``config.yaml``)."""
-    from cirlib.utils import atomic_write_text
-
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
     return atomic_write_text(path, text)
 
@@ -454,21 +451,12 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _choice(source: str, key: str, value: Any, choices: Sequence[str]) -> None:
-    try:
-        validate_choice(key, value, choices)
-    except ValueError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-
-
 def _validate(c: ExperimentConfig, source: str) -> None:
     _check(isinstance(c.name, str) and c.name != "", source, "name", c.name, "must be a non-empty string")
     _check(_is_int(c.seed) and c.seed >= 0, source, "seed", c.seed, "must be an integer >= 0")
     _check(isinstance(c.device, str), source, "device", c.device, "must be a string like auto, cpu, cuda")
     dev = c.device.lower()
     if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-        from cirlib.utils.device import device_hint
-
         close = device_hint(dev)
         _check(False, source, "device", c.device,
                "must be auto, cpu, cuda, cuda:N or mps" + (f" (did you mean {close!r}?)" if close else ""))
@@ -476,7 +464,7 @@ def _validate(c: ExperimentConfig, source: str) -> None:
            "must be a path string or null")
 
     d = c.data
-    _choice(source, "data.name", d.name, DATASETS)
+    validate_choice("data.name", d.name, DATASETS, prefix=f"{source}: ", error=ConfigError)
     if d.name != "synthetic":
         _check(isinstance(d.root, str) and d.root != "", source, "data.root", d.root,
                f"data.name={d.name} needs the dataset folder, e.g. --set data.root=/data/{d.name.upper()}")
@@ -491,10 +479,8 @@ def _validate(c: ExperimentConfig, source: str) -> None:
         _check(v is None or (_is_int(v) and v > 0), source, f"data.{key}", v, "must be a positive integer or null")
 
     m = c.model
-    from cirlib.methods.registry import METHODS  # torch-free config module: the registry on use
-
-    _choice(source, "model.method", m.method, METHODS)
-    _choice(source, "model.arch", m.arch, ARCHS)
+    validate_choice("model.method", m.method, METHODS, prefix=f"{source}: ", error=ConfigError)
+    validate_choice("model.arch", m.arch, ARCHS, prefix=f"{source}: ", error=ConfigError)
     _check(m.num_classes is None or (_is_int(m.num_classes) and m.num_classes > 1), source,
            "model.num_classes", m.num_classes, "must be an integer > 1 or null (from the dataset)")
     _check(m.pretrained is None or isinstance(m.pretrained, str), source, "model.pretrained",
@@ -511,26 +497,24 @@ def _validate(c: ExperimentConfig, source: str) -> None:
            "Nesterov needs train.momentum > 0")
     _check(_is_num(t.weight_decay) and t.weight_decay >= 0, source, "train.weight_decay", t.weight_decay,
            "must be a number >= 0")
-    _choice(source, "train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
+    validate_choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES, prefix=f"{source}: ", error=ConfigError)
     _check(_is_int(t.lr_step) and t.lr_step >= 1, source, "train.lr_step", t.lr_step, "must be an integer >= 1")
     _check(_is_num(t.lr_decay) and 0 < t.lr_decay <= 1, source, "train.lr_decay", t.lr_decay, "must be in (0, 1]")
-    _choice(source, "train.amp", t.amp, AMP_MODES)
+    validate_choice("train.amp", t.amp, AMP_MODES, prefix=f"{source}: ", error=ConfigError)
     _check(isinstance(t.channels_last, bool), source, "train.channels_last", t.channels_last, "must be true or false")
     for key in ("checkpoint_every_steps", "eval_every"):
         v = getattr(t, key)
         _check(_is_int(v) and v >= 0, source, f"train.{key}", v, "must be an integer >= 0")
     _check(_is_int(t.log_every) and t.log_every >= 1, source, "train.log_every", t.log_every, "must be an integer >= 1")
-    _check(isinstance(t.find_unused_parameters, bool), source, "train.find_unused_parameters",
-           t.find_unused_parameters, "must be true or false")
 
     e = c.eval
-    _choice(source, "eval.split", e.split, SPLITS)
+    validate_choice("eval.split", e.split, SPLITS, prefix=f"{source}: ", error=ConfigError)
     if e.val_split is not None:
-        _choice(source, "eval.val_split", e.val_split, SPLITS)
+        validate_choice("eval.val_split", e.val_split, SPLITS, prefix=f"{source}: ", error=ConfigError)
     _check(_is_num(e.cam_interval) and 0 < e.cam_interval < 1, source, "eval.cam_interval", e.cam_interval,
            "must be in (0, 1), e.g. 0.01 or 0.001")
     _check(isinstance(e.iou_thresholds, (list, tuple)) and len(e.iou_thresholds) > 0
            and all(_is_num(v) and 0 < v <= 100 for v in e.iou_thresholds), source, "eval.iou_thresholds",
            e.iou_thresholds, "must be a list of IoU thresholds in percent, e.g. [30, 50, 70]")
     valid_metrics = ("maxboxacc_v2", "top1", "top1_loc", "gt_known_loc", "pxap")
-    _choice(source, "eval.best_metric", e.best_metric, valid_metrics)
+    validate_choice("eval.best_metric", e.best_metric, valid_metrics, prefix=f"{source}: ", error=ConfigError)

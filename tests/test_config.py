@@ -14,8 +14,8 @@ from cirlib.config import (
     config_to_dict,
     load_config,
     save_config,
-    validate_choice,
 )
+from cirlib.utils.choices import validate_choice
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
@@ -106,7 +106,7 @@ def test_missing_file_is_clear(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
-def test_validate_choice_for_notebooks():
+def test_validate_choice_names_the_valid_values_and_the_closest():
     assert validate_choice("DATA", "cub", ("synthetic", "cub", "ilsvrc")) == "cub"
     with pytest.raises(ValueError) as info:
         validate_choice("DATA", "cubb", ("synthetic", "cub", "ilsvrc"))
@@ -114,6 +114,10 @@ def test_validate_choice_for_notebooks():
     with pytest.raises(ValueError, match="not one of") as info:
         validate_choice("DATA", "zzz", ("synthetic", "cub"))
     assert "did you mean" not in str(info.value)
+    expected = r"^x.yaml: data.name='cubb' is not one of synthetic, cub; did you mean 'cub'\? \(see README\)$"
+    with pytest.raises(ConfigError, match=expected):
+        validate_choice("data.name", "cubb", ("synthetic", "cub"), prefix="x.yaml: ", suffix=" (see README)",
+                        error=ConfigError)
 
 
 def test_round_trip_through_yaml(tmp_path):

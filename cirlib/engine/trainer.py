@@ -77,16 +77,6 @@ class RunResult:
     model: nn.Module | None = None
 
 
-def _find_unused(model: nn.Module, asked: bool) -> bool:
-    """DDP's ``find_unused_parameters``: only when asked *and* the model may leave parameters unused.
-
-    Searching costs a graph traversal per step and, when nothing is unused, makes DDP warn on every
-    run; models say whether some parameters can miss a step (``may_skip_parameters``).
-    """
-    skip = getattr(model, "may_skip_parameters", True)
-    return bool(asked and (skip() if callable(skip) else skip))
-
-
 class Trainer:
     """Train a WSOL model with checkpoints, resume, validation and optional DDP.
 
@@ -159,7 +149,6 @@ class Trainer:
             self.loss_module = nn.parallel.DistributedDataParallel(
                 self.loss_module,
                 device_ids=[self.device.index if self.device.index is not None else 0] if self.on_cuda else None,
-                find_unused_parameters=_find_unused(self.model, self.tcfg.find_unused_parameters),
             )
         self.epoch = 0  # index of the epoch in progress
         self.step_in_epoch = 0  # batches of the current epoch already trained on

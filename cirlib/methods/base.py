@@ -37,10 +37,6 @@ class WSOLModel(nn.Module):
 
     Attributes:
         method: the registry name of the method (set by subclasses / ``build_model``).
-        may_skip_parameters: whether a training step can leave some parameters without a gradient
-            (then DDP must search for them, ``find_unused_parameters``). Every cirlib method uses
-            all its parameters in every step (``tests/test_cli_errors.py`` checks it), so DDP does
-            not search and does not warn; a subclass with branch-only layers sets it to True.
         needs_boxes: the training loss needs the batch's ground-truth boxes: the trainer then calls
             ``training_loss(images, labels, boxes=boxes)``, ``boxes`` a list of ``B`` float tensors
             ``(k_i, 4)`` with inclusive pixel corners ``x0, y0, x1, y1`` (the dataset contract of
@@ -49,7 +45,6 @@ class WSOLModel(nn.Module):
     """
 
     method: str = "base"
-    may_skip_parameters: bool = False
     needs_boxes: bool = False
 
     def __init__(self, backbone: nn.Module, num_classes: int) -> None:

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cirlib.config import validate_choice
 from cirlib.methods.cam import CAMModel
 from cirlib.models.heads import select_class_maps
+from cirlib.utils.choices import validate_choice
 
 __all__ = ["BOX_TARGETS", "FewShotBoxModel", "box_mask", "box_target"]
 

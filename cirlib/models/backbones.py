@@ -37,8 +37,8 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models.inception import InceptionB
 
-from cirlib.config import validate_choice
 from cirlib.models.small_cnn import small_cnn_parts
+from cirlib.utils.choices import validate_choice
 
 __all__ = [
     "ARCHS",

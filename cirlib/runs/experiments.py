@@ -21,9 +21,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cirlib.config import DATASETS, ExperimentConfig, config_from_dict, validate_choice
+from cirlib.config import DATASETS, ExperimentConfig, config_from_dict
 from cirlib.methods.registry import METHODS, RESULTS_METHODS, get_spec
 from cirlib.paths import CONFIGS_DIR, RESULTS_DIR
+from cirlib.utils.choices import validate_choice
 
 __all__ = [
     "BUDGETS",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cirlib.config import DATASETS, validate_choice
+from cirlib.config import DATASETS
+from cirlib.utils.choices import validate_choice
 
 __all__ = ["NOTEBOOK_PARAMETERS", "NotebookParameterError", "validate_notebook_parameters"]
 

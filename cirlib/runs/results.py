@@ -38,11 +38,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cirlib.config import validate_choice
 from cirlib.methods.registry import METHODS, RESULTS_METHODS, get_spec
 from cirlib.runs.experiments import BUDGETS, experiment_config
 from cirlib.runs.machine import machine_description
 from cirlib.runs.pool import run_many
+from cirlib.utils.choices import validate_choice
 from cirlib.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = [

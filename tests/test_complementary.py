@@ -17,17 +17,17 @@ HW = S // 4
 
 
 class MockBackbone(nn.Module):
-    """A few-channel backbone with the Backbone contract: forward == late(early(x))."""
+    """A few-channel backbone with the Backbone contract (``out_channels``, ``new_layer_names``)."""
 
-    def __init__(self, early_channels: int = 8, out_channels: int = 16) -> None:
+    def __init__(self, out_channels: int = 16) -> None:
         super().__init__()
-        self.early = nn.Sequential(nn.Conv2d(3, early_channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4))
-        self.late = nn.Sequential(nn.Conv2d(early_channels, out_channels, 3, padding=1), nn.ReLU())
-        self.early_channels, self.out_channels = early_channels, out_channels
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4),
+                                  nn.Conv2d(8, out_channels, 3, padding=1), nn.ReLU())
+        self.out_channels = out_channels
         self.new_layer_names = ()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.late(self.early(x))
+        return self.body(x)
 
 
 def _model(seed: int = 0, backbone: str = "mock", **options) -> ComplementaryModel:
@@ -42,6 +42,8 @@ def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 FULL = dict(use_caam=True, use_ssam=True, fusion_loss="stitched")
+LITERAL = dict(use_caam=True, use_ssam=True, fusion_loss="max", attention_scale="linear", ssam_mode="additive",
+               aggregation="sum", cam_from="attended")
 
 
 @pytest.mark.parametrize(
@@ -49,12 +51,12 @@ FULL = dict(use_caam=True, use_ssam=True, fusion_loss="stitched")
     [
         {},
         FULL,
-        dict(FULL, attention_at="late", ssam_mode="additive", attention_scale="linear", aggregation="sum"),
-        dict(FULL, cam_from="backbone"),
-        dict(FULL, classifier="shared", cam_fusion="mean", fusion_loss="consistency"),
-        dict(use_caam=True, fusion_loss="max", attention_at="late", cam_from="backbone"),
+        LITERAL,
+        dict(FULL, fusion_loss="consistency"),
+        dict(use_caam=True, fusion_loss="max"),
+        dict(use_ssam=True, ssam_mode="additive"),
     ],
-    ids=["plain", "full", "literal", "cam_from_backbone", "shared_consistency", "caam_max_late"],
+    ids=["plain", "full", "literal", "consistency", "caam_max", "ssam_additive"],
 )
 def test_forward_and_training_contract(options):
     model = _model(**options)
@@ -75,14 +77,11 @@ def test_forward_and_training_contract(options):
     out["loss"].backward()
 
 
-@pytest.mark.parametrize("placement", ["late", "early"])
-def test_real_small_cnn_backbone_both_placements(placement):
-    model = _model(backbone="small_cnn", **dict(FULL, attention_at=placement))
-    expected = model.backbone.out_channels if placement == "late" else model.backbone.early_channels
-    assert model.ssam.channels == expected
+def test_real_small_cnn_backbone():
+    model = _model(backbone="small_cnn", **FULL)
+    assert model.ssam.channels == model.backbone.out_channels
     x, y = _batch()
-    out = model.training_loss(x, y)
-    out["loss"].backward()
+    model.training_loss(x, y)["loss"].backward()
     model.eval()
     _, cams = model(x, labels=y, return_cam=True)
     assert cams.shape == (B, HW, HW)
@@ -113,34 +112,25 @@ def test_gradients_reach_gamma_beta_attention_convs_and_heads():
         assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
 
 
-def test_shared_vs_two_classifiers():
-    two, shared = _model(), _model(classifier="shared")
-    assert len(two.heads) == 2 and two.head(0) is not two.head(1)
-    assert len(shared.heads) == 1 and shared.head(0) is shared.head(1)
-    n_head = sum(p.numel() for p in shared.heads.parameters())
-    assert sum(p.numel() for p in two.heads.parameters()) == 2 * n_head
-
-
 def test_inference_fuses_normalised_maps_of_both_classifiers():
-    for fusion in ("max", "mean"):
-        model = _model(cam_fusion=fusion).eval()
-        x, y = _batch()
-        _, cams = model(x, labels=y, return_cam=True)
-        feats = model.backbone(x)
-        maps = []
-        for head in model.heads:
-            m = select_class_maps(head.maps(feats), y)
-            lo, hi = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
-            maps.append((m - lo) / (hi - lo + 1e-6))
-        expected = torch.maximum(*maps) if fusion == "max" else 0.5 * (maps[0] + maps[1])
-        torch.testing.assert_close(cams, expected)
-        logits = 0.5 * (model.heads[0](feats) + model.heads[1](feats))
-        torch.testing.assert_close(model(x), logits)
+    model = _model().eval()
+    assert len(model.heads) == 2 and model.heads[0] is not model.heads[1]
+    x, y = _batch()
+    _, cams = model(x, labels=y, return_cam=True)
+    feats = model.backbone(x)
+    maps = []
+    for head in model.heads:
+        m = select_class_maps(head.maps(feats), y)
+        lo, hi = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
+        maps.append((m - lo) / (hi - lo))
+    torch.testing.assert_close(cams, torch.maximum(*maps))
+    logits = 0.5 * (model.heads[0](feats) + model.heads[1](feats))
+    torch.testing.assert_close(model(x), logits)
 
 
-@pytest.mark.parametrize("placement", ["late", "early"])
-def test_eval_is_deterministic_and_uses_the_full_image(placement):
-    model = _model(**dict(FULL, attention_at=placement)).eval()
+@pytest.mark.parametrize("options", [FULL, LITERAL], ids=["full", "literal"])
+def test_eval_is_deterministic_and_uses_the_full_image(options):
+    model = _model(**options).eval()
     x, y = _batch()
     torch.manual_seed(123)
     a = model(x, y, return_cam=True)
@@ -149,8 +139,10 @@ def test_eval_is_deterministic_and_uses_the_full_image(placement):
     torch.testing.assert_close(a[0], b[0])
     torch.testing.assert_close(a[1], b[1])
     # the same as running the pieces on the unmasked image
-    t = model._attend_single(model.attention_features(x))
-    t = model.backbone.late(t) if placement == "early" else t
+    f = model.backbone(x)
+    fc = model.caam(f, f)[0]
+    fs = model.ssam(f)
+    t = fc + fs if options.get("aggregation") == "sum" else 0.5 * (fc + fs)
     torch.testing.assert_close(a[0], 0.5 * (model.heads[0](t) + model.heads[1](t)))
 
 
@@ -216,25 +208,31 @@ def test_no_unused_parameters_in_training():
 
 
 def test_bad_options_name_the_valid_values():
-    with pytest.raises(ValueError, match="ComplementaryModel: attention_at='middle' is not one of early, late"):
-        _model(attention_at="middle")
+    with pytest.raises(ValueError, match="ComplementaryModel: cam_from='middle' is not one of backbone, attended"):
+        _model(cam_from="middle")
     with pytest.raises(ValueError, match="stitched"):
         _model(fusion_loss="l2")
-    with pytest.raises(ValueError, match="classifier='three' is not one of two, shared"):
-        _model(classifier="three")
-    with pytest.raises(ValueError, match="hide_prob"):
-        _model(hide_prob=1.5)
+    with pytest.raises(ValueError, match="ssam_mode='gated' is not one of gate, additive; did you mean 'gate'"):
+        _model(ssam_mode="gated")
+    with pytest.raises(ValueError, match="fusion_weight"):
+        _model(fusion_weight=-1.0)
+    with pytest.raises(TypeError, match="hide_prob"):
+        _model(hide_prob=0.5)
 
 
 def test_registry_builds_every_complementary_method():
     from cirlib.methods import build_model
 
-    for method in ("complementary", "caam", "ssam", "full"):
+    for method in ("complementary", "caam", "ssam", "full", "literal"):
         model = build_model(method, "small_cnn", num_classes=K, image_size=S, width=4)
         assert isinstance(model, ComplementaryModel) and model.method == method
     full = build_model("full", "small_cnn", num_classes=K, image_size=S, width=4)
     assert full.caam is not None and full.ssam is not None and full.fusion_loss == "max"
-    assert full.attention_at == "late" and full.cam_from == "backbone"
+    assert (full.attention_scale, full.ssam_mode, full.aggregation, full.cam_from) == ("tanh", "gate", "mean", "backbone")
+    literal = build_model("literal", "small_cnn", num_classes=K, image_size=S, width=4)
+    assert (literal.attention_scale, literal.ssam_mode, literal.aggregation, literal.cam_from) == (
+        "linear", "additive", "sum", "attended")
+    assert literal.fusion_loss == "max" and literal.ssam.value is not None
 
 
 def test_attention_maps_for_notebooks():
@@ -252,13 +250,8 @@ def test_attention_maps_for_notebooks():
     assert _model().attention_maps(x) == {"caam": None, "ssam": None, "feature_size": (HW, HW)}
 
 
-def test_caam_temperature_option_reaches_the_module():
-    model = _model(use_caam=True, caam_temperature="sqrt_n")
-    assert model.caam.temperature == "sqrt_n"
-
-
 def test_bf16_autocast_training_and_inference_are_finite():
-    model = _model(**dict(FULL, ssam_mode="additive", attention_at="late"))
+    model = _model(**LITERAL)
     with torch.no_grad():
         model.caam.gamma.fill_(0.5)
         model.ssam.beta.fill_(0.5)
@@ -270,65 +263,15 @@ def test_bf16_autocast_training_and_inference_are_finite():
     assert torch.isfinite(out["loss"]) and torch.isfinite(cams).all()
 
 
-@pytest.mark.parametrize("placement, channels", [("early", 8), ("late", 16)])
-def test_attention_features_follow_the_placement(placement, channels):
-    model = _model(**dict(FULL, attention_at=placement))
-    x, _ = _batch()
-    feats = model.attention_features(x)
-    assert model.attention_channels == channels == feats.shape[1]
-    expected = model.backbone.early(x) if placement == "early" else model.backbone(x)
-    torch.testing.assert_close(feats, expected)
-    maps = model.attention_maps(x)
-    assert maps["caam"][0].shape == (B, channels, channels)
-    assert maps["ssam"].shape == (B, HW * HW, HW * HW)
-
-
-class _DiscardingFullPass(ComplementaryModel):
-    """The full-image training pass as it was before it skipped the attention: compute F^t, discard it."""
-
-    def _full_training_cam_features(self, images, need_plain):
-        t, plain = self.full_features(images, need_plain=need_plain)
-        return self._cam_features(t, plain)
-
-
-@pytest.mark.parametrize("fusion", ["max", "stitched"])
-def test_full_pass_without_attention_is_bit_for_bit_the_discarding_one(fusion):
-    """Skipping CAAM/SSAM in the third pass (their output was unused) moves no loss, weight or buffer."""
-    models = []
-    for cls in (ComplementaryModel, _DiscardingFullPass):
-        torch.manual_seed(0)
-        backbone = build_backbone("small_cnn", width=4)
-        model = cls(backbone, 5, use_caam=True, use_ssam=True, fusion_loss=fusion, attention_at="late",
-                    cam_from="backbone")
-        with torch.no_grad():  # non-zero scales, so the attention matters for the branches
-            model.caam.gamma.fill_(0.3)
-            model.ssam.beta.fill_(-0.4)
-        model.generator = torch.Generator().manual_seed(1)
-        models.append((model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)))
-    torch.manual_seed(2)
-    x, y = torch.randn(6, 3, 32, 32), torch.randint(0, 5, (6,))
-    for _ in range(3):
-        losses = []
-        for model, opt in models:
-            out = model.training_loss(x, y)
-            opt.zero_grad()
-            out["loss"].backward()
-            opt.step()
-            losses.append((out["loss"].item(), out["loss_fusion"]))
-        assert losses[0] == losses[1] and losses[0][1] > 0
-    (a, _), (b, _) = models
-    for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
-        assert torch.equal(ta, tb), name
-
-
 @pytest.mark.parametrize(
     "options",
     [
         dict(FULL, fusion_loss="max"),
-        dict(FULL, fusion_loss="stitched", attention_at="early"),
-        dict(FULL, fusion_loss="consistency", classifier="shared"),
+        dict(FULL, fusion_loss="stitched"),
+        dict(FULL, fusion_loss="consistency"),
+        LITERAL,
     ],
-    ids=["max_late", "stitched_early", "consistency_shared"],
+    ids=["max", "stitched", "consistency", "literal"],
 )
 def test_fusion_maps_are_the_maps_the_training_loss_uses(options):
     """Recomputing the loss from ``fusion_maps`` gives ``training_loss``'s ``loss_fusion`` exactly."""
@@ -369,62 +312,51 @@ def test_fusion_maps_with_a_given_pair_and_options():
         maps = model.fusion_maps(x, y, pair=(i1, i2, mask))
         again = model.fusion_maps(x, y, pair=(i1, i2, mask), full_image=False)
         # A_1 is classifier 1's GT-class map of I1, read from the backbone's features (cam_from="backbone")
-        expected_a1 = select_class_maps(model.head(0).maps(model.backbone(i1)), y)
+        expected_a1 = select_class_maps(model.heads[0].maps(model.backbone(i1)), y)
         # A_full of classifier k is its GT-class map of the full image
-        expected_full = select_class_maps(model.head(1).maps(model.backbone(x)), y)
+        expected_full = select_class_maps(model.heads[1].maps(model.backbone(x)), y)
     assert maps.mask is mask and again.a_full is None
     assert torch.allclose(maps.a1, expected_a1, atol=1e-6) and torch.equal(maps.a1, again.a1)
     assert torch.allclose(maps.a_full[1], expected_full, atol=1e-6)
 
 
-class _SpatialModel(ComplementaryModel):
-    """The same model, forced through the spatial path (F^t formed, then GAP) everywhere."""
+@pytest.mark.parametrize("method", ["caam", "ssam", "full", "literal"])
+def test_the_taught_modules_run_in_training_and_inference(method):
+    """Every default method runs the modules that implement the notebooks' equations, in both phases."""
+    from cirlib.methods import build_model
 
-    @property
-    def pools_attention(self) -> bool:
-        return False
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        dict(FULL, fusion_loss="max"),
-        dict(FULL, ssam_mode="additive", attention_scale="linear", aggregation="sum"),
-        dict(use_caam=True, caam_energy="danet", caam_temperature="sqrt_n"),
-        dict(use_ssam=True, classifier="shared"),
-    ],
-    ids=["full", "literal_modules", "caam_only", "ssam_shared"],
-)
-def test_pooled_attention_matches_the_spatial_path(options):
-    # Logits read only the mean of F^t, so the modules' pooled outputs give the same training loss,
-    # gradients and inference as forming F^t (up to float rounding); the maps are the very same.
-    pooled, spatial = _model(seed=2, **options), _model(seed=2, **options)
-    spatial.__class__ = _SpatialModel
-    assert pooled.pools_attention and not spatial.pools_attention
-    with torch.no_grad():
-        for m in (pooled, spatial):
-            if m.caam is not None:
-                m.caam.gamma.fill_(0.4)
-            if m.ssam is not None:
-                m.ssam.beta.fill_(-0.3)
+    model = build_model(method, "small_cnn", num_classes=K, image_size=S, width=4)
+    modules = [name for name in ("caam", "ssam") if getattr(model, name) is not None]
+    assert modules
+    calls = {name: 0 for name in modules}
+    for name in modules:
+        getattr(model, name).register_forward_hook(lambda *_, n=name: calls.__setitem__(n, calls[n] + 1))
     x, y = _batch()
-    outs = []
-    for m in (pooled, spatial):
-        m.generator = torch.Generator().manual_seed(5)
-        out = m.training_loss(x, y)
-        out["loss"].backward()
-        outs.append(out)
-    torch.testing.assert_close(outs[0]["loss"], outs[1]["loss"])
-    torch.testing.assert_close(outs[0]["logits"], outs[1]["logits"])
-    for (name, a), b in zip(pooled.named_parameters(), spatial.parameters()):
-        torch.testing.assert_close(a.grad, b.grad, msg=name)
-    pooled.eval(), spatial.eval()
-    torch.testing.assert_close(pooled(x), spatial(x))
-    (la, ma), (lb, mb) = pooled(x, y, return_cam=True), spatial(x, y, return_cam=True)
-    torch.testing.assert_close(la, lb)
-    assert torch.equal(ma, mb)
+    model.train()
+    model.training_loss(x, y)["loss"].backward()
+    assert all(n >= 1 for n in calls.values()), calls
+    trained = dict(calls)
+    model.eval()
+    with torch.no_grad():
+        model(x)
+        model(x, y, return_cam=True)
+    assert all(calls[n] >= trained[n] + 2 for n in modules), calls
 
 
-@pytest.mark.parametrize("options", [dict(FULL, cam_from="attended"), dict(FULL, attention_at="early"), {}])
-def test_attention_is_pooled_only_where_the_maps_do_not_read_it(options):
-    assert not _model(**options).pools_attention
+def test_the_classification_uses_the_attended_features():
+    """The logits read F^t = (F^c + F^s) / 2, built from the modules' own outputs."""
+    model = _model(**FULL)
+    with torch.no_grad():
+        model.caam.gamma.fill_(0.3)
+        model.ssam.beta.fill_(-0.4)
+    model.generator = torch.Generator().manual_seed(3)
+    x, y = _batch()
+    out = model.training_loss(x, y)
+    model.generator = torch.Generator().manual_seed(3)  # the same split again
+    i1, i2, _, _ = model.split(x)
+    f1, f2 = model.backbone(torch.cat([i1, i2])).chunk(2)
+    fc1, fc2 = model.caam(f1, f2)
+    fs1, fs2 = model.ssam(f1), model.ssam(f2)
+    t1, t2 = 0.5 * (fc1 + fs1), 0.5 * (fc2 + fs2)
+    expected = 0.5 * (model.heads[0](t1) + model.heads[1](t2))
+    torch.testing.assert_close(out["logits"], expected.detach())

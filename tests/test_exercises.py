@@ -70,7 +70,7 @@ def _advanced_cases(gen: torch.Generator):
     return [
         (exercises.check_04_caam_entries, 64, 8, (8,)),
         (exercises.check_04_uniform_attention, uniform, f1, (f1, f2, 0.3)),
-        (exercises.check_04_danet_energy, "danet", "softmax", ()),
+        (exercises.check_04_unbounded_scale, "linear", "tanh", ()),
         (exercises.check_05_attention_bytes, 16 * 16 * 4, 16 * 4, (4, 4)),
         (exercises.check_05_received_mean, 1.0, 0.5, ()),
         (exercises.check_05_gate_factor, 2.0, 3.0, (0.5, 3.0)),

@@ -190,11 +190,11 @@ def test_run_identity_compares_resolved_model_options(tmp_path):
 
     plain = experiment_config("caam", fast=True, output_dir=tmp_path, device="cpu")
     spelled = experiment_config("caam", fast=True, output_dir=tmp_path, device="cpu")
-    spelled.model.options = dict(spelled.model.options, attention_at="late", cam_from="backbone")
+    spelled.model.options = dict(spelled.model.options, attention_scale="tanh", cam_from="backbone")
     assert model_identity(plain) == model_identity(spelled)
     assert same_run(spelled, plain, model_identity(spelled)) and same_run(plain, spelled, model_identity(plain))
-    early = experiment_config("caam", fast=True, output_dir=tmp_path, device="cpu", options={"attention_at": "early"})
-    assert not same_run(early, plain, model_identity(early))
+    attended = experiment_config("caam", fast=True, output_dir=tmp_path, device="cpu", options={"cam_from": "attended"})
+    assert not same_run(attended, plain, model_identity(attended))
 
     cam = experiment_config("cam", fast=True, output_dir=tmp_path, device="cpu")
     trained = train_or_load(cam, progress=False)

@@ -18,7 +18,7 @@ def test_the_table_is_consistent():
     names = [spec.name for spec in METHOD_SPECS]
     assert len(set(names)) == len(names) and registry.METHODS == tuple(names)
     assert registry.CHAIN_METHODS == ("cam", "has", "complementary", "caam", "ssam", "full")
-    assert registry.RESULTS_METHODS == registry.CHAIN_METHODS + ("acol", "adl", "cutmix", "fewshot")
+    assert registry.RESULTS_METHODS == registry.CHAIN_METHODS + ("literal", "acol", "adl", "cutmix", "fewshot")
     assert get_spec("fewshot").needs_boxes and not any(get_spec(m).needs_boxes for m in registry.CHAIN_METHODS)
     for spec in METHOD_SPECS:
         cls = spec.model_class()  # every row imports

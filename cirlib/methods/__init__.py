@@ -162,8 +162,8 @@ def resolve_model_options(
 ) -> dict[str, Any]:
     """The options :func:`build_model` would build this model with, defaults included, without building it.
 
-    Two configs that build the same model (``{}`` and ``{"attention_at": "late"}`` when ``"late"`` is
-    the default) resolve to the same dict; a checkpoint stores this dict (``model_options``), so a
+    Two configs that build the same model (``{}`` and ``{"cam_from": "backbone"}`` when ``"backbone"``
+    is the default) resolve to the same dict; a checkpoint stores this dict (``model_options``), so a
     run's identity does not depend on how its options were spelled nor on restated defaults.
 
     Returns:

@@ -11,9 +11,8 @@ maps; its formula is not available to us. We offer three kinds, selected by name
   (no full-image pass needed; both maps receive gradients).
 * ``"max"`` (default, :data:`DEFAULT_FUSION_LOSS`): max-fusion target,
   :math:`L = \operatorname{mean}|A_{full} - \operatorname{sg}(\max(A_1, A_2))|`: the full-image map should
-  cover what either branch found (3 seeds on the synthetic data: MaxBoxAccV2 78.4 against 73.5 for
-  ``"stitched"``, both before the pooled attention of commit 197f93f, which gives 79.4 for ``"max"``;
-  ``docs/reconstruction.md``).
+  cover what either branch found. Notebook 06 trains every kind; ``docs/reconstruction.md`` says why
+  ``"max"`` is the default.
 
 :math:`\operatorname{sg}` is stop-gradient. Every map is the ground-truth-class map at
 feature resolution, min-max normalised per image (:func:`cirlib.models.heads.minmax_normalize`) before the
@@ -28,8 +27,8 @@ from typing import Literal
 import torch
 from torch.nn import functional as F
 
-from cirlib.config import validate_choice
 from cirlib.models.heads import minmax_normalize
+from cirlib.utils.choices import validate_choice
 
 __all__ = [
     "DEFAULT_FUSION_LOSS",

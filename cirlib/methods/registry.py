@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from cirlib.config import validate_choice
 from cirlib.methods.fusion_loss import DEFAULT_FUSION_LOSS
+from cirlib.utils.choices import validate_choice
 
 __all__ = [
     "CHAIN_METHODS",
@@ -117,6 +117,15 @@ METHOD_SPECS: tuple[MethodSpec, ...] = (
                "complementary + CAAM + SSAM + attention-based fusion loss ('max')",
                presets={"use_caam": True, "use_ssam": True, "fusion_loss": DEFAULT_FUSION_LOSS},
                relative_cost=3.0, chain=True, in_results=True),
+    # The summary of the paper read literally (docs/reconstruction.md): the full method with unbounded
+    # scales, DANet's additive SSAM, F^t = F^c + F^s and the class maps read from F^t.
+    MethodSpec("literal", _COMPLEMENTARY,
+               "the full method as the summary reads literally: unbounded gamma/beta, additive SSAM, "
+               "F^t = F^c + F^s, class maps from F^t",
+               presets={"use_caam": True, "use_ssam": True, "fusion_loss": DEFAULT_FUSION_LOSS,
+                        "attention_scale": "linear", "ssam_mode": "additive", "aggregation": "sum",
+                        "cam_from": "attended"},
+               relative_cost=3.0, in_results=True),
     # The other WSOL methods of the reference benchmark (docs/other_methods.md). Their costs: one
     # training step on one thread against CAM's in the same interleaved rounds (0.96-1.03), so 1.0.
     MethodSpec("acol", "cirlib.methods.acol:ACoLModel",

@@ -32,9 +32,8 @@ def minmax_normalize(maps: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
     .. math:: \hat A = \frac{A - \min A}{\max A - \min A + \epsilon}.
 
-    A constant map becomes zeros. The training-side normaliser (fusion loss, the complementary
-    model's CAM fusion); evaluation uses the wsolevaluation protocol's
-    :func:`cirlib.metrics.normalize_cam` (no :math:`\epsilon`, NaN-safe, NumPy too).
+    A constant map becomes zeros. The training-side normaliser (the fusion loss); inference and
+    evaluation use the reference protocol's :func:`cirlib.maps.normalize` (no :math:`\epsilon`).
 
     Args:
         maps: maps with the two spatial dimensions last, e.g. ``(B, h, w)`` or ``(B, K, h, w)``.

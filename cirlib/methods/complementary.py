@@ -111,11 +111,13 @@ class ComplementaryModel(WSOLModel):
         caam: the CAAM module or ``None``; ``ssam``: the SSAM module or ``None`` (one module, shared by
             the branches).
         heads: the two classifiers, ``nn.ModuleList`` of :class:`~cirlib.models.heads.CAMHead`.
+        hide_prob: :data:`HIDE_PROB`, the probability that a patch is hidden from :math:`I_1`.
         generator: optional CPU ``torch.Generator`` for patch sides and masks (``None``: global RNG).
         last_mask, last_patch_size: the mask and patch side of the latest training batch (notebooks).
     """
 
     method = "complementary"
+    hide_prob = HIDE_PROB
 
     def __init__(
         self,
@@ -154,9 +156,13 @@ class ComplementaryModel(WSOLModel):
             self.method = "caam" if use_caam else "ssam"
 
     # -- the steps of the method ----------------------------------------------------------------
+    def patch_sizes_for(self, height: int, width: int) -> tuple[int, ...]:
+        """The candidate patch sides for ``height x width`` training images."""
+        return patch_sizes_for(self.patch_sizes, height, width)
+
     def split(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         """Draw a patch side and split the batch: ``(I1, I2, M, patch_size)``, ``M`` True where ``I1`` shows."""
-        size = sample_patch_size(patch_sizes_for(self.patch_sizes, *images.shape[-2:]), generator=self.generator)
+        size = sample_patch_size(self.patch_sizes_for(*images.shape[-2:]), generator=self.generator)
         i1, i2, mask = complementary_pair(images, size, HIDE_PROB, generator=self.generator)
         return i1, i2, mask, size
 

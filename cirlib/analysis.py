@@ -4,7 +4,8 @@
 * where maps and attention go on the synthetic images' head / body masks (:func:`region_activation`,
   :func:`dataset_region_activation`, :func:`above_threshold_coverage`,
   :func:`attention_received_by_region`, ...);
-* the tables the notebooks print (:func:`metrics_table`, :func:`results_table`).
+* the tables the notebooks print (:func:`metrics_table`, :func:`results_table`), built by the one
+  formatter of the results layer, :func:`cirlib.runs.results.format_table`.
 
 The measurements take plain arrays, so a notebook computes the number in the run it talks about, and a
 unit test pins the definition down on a tiny hand-made case.
@@ -12,15 +13,17 @@ unit test pins the definition down on a tiny hand-made case.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from cirlib.paths import RESULTS_DIR
+from cirlib.runs.results import format_table, load_results
+
 __all__ = [
+    "RUN_COLUMNS",
     "above_threshold_coverage",
     "attention_received_by_region",
     "caam_row_concentration",
@@ -32,7 +35,6 @@ __all__ = [
     "metrics_table",
     "part_box_iou",
     "region_activation",
-    "results_markdown",
     "results_table",
     "synthetic_part_masks",
 ]
@@ -121,107 +123,8 @@ def region_activation(maps: np.ndarray | torch.Tensor, head_masks: np.ndarray,
     return {k: float(np.mean(v)) if v else 0.0 for k, v in out.items()}
 
 
-#: Columns :func:`results_table` can show: ``make results``' summary key -> (header, this run's value).
-RESULT_COLUMNS = {
-    "top1": ("top-1", lambda m: m.get("top1")),
-    "maxboxacc_30": ("MaxBoxAcc@30", lambda m: (m.get("maxboxacc") or {}).get("30")),
-    "maxboxacc_50": ("MaxBoxAcc@50", lambda m: (m.get("maxboxacc") or {}).get("50")),
-    "maxboxacc_70": ("MaxBoxAcc@70", lambda m: (m.get("maxboxacc") or {}).get("70")),
-    "maxboxacc_v2": ("MaxBoxAccV2", lambda m: m.get("maxboxacc_v2")),
-    "pxap": ("PxAP", lambda m: m.get("pxap")),
-}
-
-
-def results_table(methods: Sequence[str], this_run: dict[str, dict], path: str | os.PathLike | None = None,
-                  columns: Sequence[str] = ("maxboxacc_30", "maxboxacc_50", "maxboxacc_70", "maxboxacc_v2"),
-                  ) -> str | None:
-    """This run's numbers beside the 3-seed table of ``make results``, as text; ``None`` without the file.
-
-    Args:
-        methods: methods to show, in order (``"cam"``, ``"has"``, ...).
-        this_run: ``{method: test metrics}`` of this notebook's single-seed run.
-        path: the results file; default ``cirlib.paths.RESULTS_DIR / "results.json"``.
-        columns: metrics to show, keys of :data:`RESULT_COLUMNS` (default MaxBoxAcc 30/50/70 and
-            MaxBoxAccV2).
-
-    Returns:
-        A fixed-width table ("mean ± std (n seeds)" from the file, this run's value beside it; ``-``
-        where a number is missing), or ``None`` when the file does not exist or cannot be read.
-
-    Raises:
-        ValueError: a column that is not a key of :data:`RESULT_COLUMNS`.
-    """
-    from cirlib.paths import RESULTS_DIR
-
-    unknown = [c for c in columns if c not in RESULT_COLUMNS]
-    if unknown:
-        raise ValueError(f"results_table: unknown columns {unknown}; valid: {', '.join(RESULT_COLUMNS)}.")
-    path = Path(path) if path is not None else RESULTS_DIR / "results.json"
-    if not path.is_file():
-        return None
-    try:
-        with open(path) as handle:
-            summary = json.load(handle).get("summary", {})
-    except (OSError, ValueError):
-        return None
-    header = f"{'method':<14}" + "".join(f"{RESULT_COLUMNS[key][0]:>26}" for key in columns)
-    lines = [header, f"{'':<14}" + "".join(f"{'seeds mean±std | this run':>26}" for _ in columns)]
-    for method in methods:
-        agg = summary.get(method)
-        run = this_run.get(method) or {}
-        cells = []
-        for key in columns:
-            mine = RESULT_COLUMNS[key][1](run)
-            mine_s = "-" if mine is None else f"{mine:.1f}"
-            if agg and agg.get("mean", {}).get(key) is not None:
-                mean, std = agg["mean"][key], agg["std"].get(key) or 0.0
-                cells.append(f"{mean:5.1f}±{std:4.1f} (n={agg.get('n', '?')}) | {mine_s:>5}")
-            else:
-                cells.append(f"{'-':>15} | {mine_s:>5}")
-        lines.append(f"{method:<14}" + "".join(f"{c:>26}" for c in cells))
-    return "\n".join(lines)
-
-
-def _cell(value: float | None, spread: float | None = None) -> str:
-    """A Markdown cell: ``-`` for a missing value, else ``62.1`` or ``62.1 ± 1.5``."""
-    if value is None:
-        return "-"
-    return f"{value:.1f}" if spread is None else f"{value:.1f} ± {spread:.1f}"
-
-
-def results_markdown(methods: Sequence[str], this_run: dict[str, dict], summary: dict[str, dict] | None,
-                     labels: dict[str, str] | None = None) -> str:
-    """The ablation table of notebook 07 (``figures/demo_results.md``) in Markdown.
-
-    Columns: the number of seeds, MaxBoxAccV2 and MaxBoxAcc@50 over the seeds of ``make results``
-    ("mean ± sample std"), then this run's MaxBoxAccV2, MaxBoxAcc@30/50/70, top-1 and PxAP (%).
-
-    Args:
-        methods: methods in row order.
-        this_run: ``{method: test metrics}`` of this run.
-        summary: the ``"summary"`` of ``make results``' ``results.json`` (``{}`` or ``None``: no seeds).
-        labels: row names, ``{method: label}`` (default: the method names).
-
-    Returns:
-        The table, one line per row, no trailing newline.
-    """
-    summary, labels = summary or {}, labels or {}
-
-    def seeds_cell(method: str, key: str) -> str:
-        agg = summary.get(method) or {}
-        mean, std = (agg.get("mean") or {}).get(key), (agg.get("std") or {}).get(key)
-        return _cell(mean, std if std is not None else 0.0) if mean is not None else "-"
-
-    lines = ["| method | seeds | V2 (3 seeds) | @50 (3 seeds) | V2 (this run) | @30 | @50 | @70 | top-1 | PxAP |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for m in methods:
-        t = this_run[m]
-        box = t.get("maxboxacc") or {}
-        n = (summary.get(m) or {}).get("n", 0)
-        lines.append(f"| {labels.get(m, m)} | {n} | {seeds_cell(m, 'maxboxacc_v2')} | {seeds_cell(m, 'maxboxacc_50')} | "
-                     f"{_cell(t.get('maxboxacc_v2'))} | {_cell(box.get('30'))} | {_cell(box.get('50'))} | "
-                     f"{_cell(box.get('70'))} | {_cell(t.get('top1'))} | {_cell(t.get('pxap'))} |")
-    return "\n".join(lines)
+#: The columns of one run that :func:`metrics_table` shows (keys of :data:`cirlib.runs.results.COLUMNS`).
+RUN_COLUMNS = ("top1", "maxboxacc_30", "maxboxacc_50", "maxboxacc_70", "maxboxacc_v2", "pxap")
 
 
 def metrics_table(metrics: dict[str, dict], regions: dict[str, dict | None] | None = None) -> str:
@@ -234,29 +137,41 @@ def metrics_table(metrics: dict[str, dict], regions: dict[str, dict | None] | No
             how much of the object the head is. ``None``: no such column.
 
     Returns:
-        The table as text.
+        The Markdown table of :func:`cirlib.runs.results.format_table`.
 
     Raises:
         ValueError: a metric outside [0, 100] (a broken run, not a number to print).
     """
-    head = f"{'method':<15}{'top-1':>7}{'@30':>7}{'@50':>7}{'@70':>7}{'V2':>7}{'PxAP':>7}"
-    lines = [head + (f"{'head share':>12}" if regions is not None else "")]
-    for name, m in metrics.items():
-        box = m["maxboxacc"]
-        for value in (m["top1"], m["maxboxacc_v2"], *box.values()):
-            if not 0.0 <= value <= 100.0:
-                raise ValueError(f"metrics_table: {name} has a metric of {value}, outside [0, 100] %.")
-        pxap = "-" if m.get("pxap") is None else f"{m['pxap']:.1f}"
-        line = (f"{name:<15}{m['top1']:>7.1f}{box['30']:>7.1f}{box['50']:>7.1f}{box['70']:>7.1f}"
-                f"{m['maxboxacc_v2']:>7.1f}{pxap:>7}")
-        if regions is not None:
-            line += f"{'-' if regions.get(name) is None else format(regions[name]['head_mass'], '.1%'):>12}"
-        lines.append(line)
+    extra = None
+    if regions is not None:
+        extra = {"head share": {m: format(r["head_mass"], ".1%") for m, r in regions.items() if r is not None}}
+    table = format_table(list(metrics), this_run=metrics, run_columns=RUN_COLUMNS, extra=extra)
     some = next((r for r in (regions or {}).values() if r is not None), None)
     if some is not None:
-        lines.append(f"(head share: the head's share of the activation on the object; the head is "
-                     f"{some['head_area']:.1%} of the object's pixels)")
-    return "\n".join(lines)
+        table += (f"\n(head share: the head's share of the activation on the object; the head is "
+                  f"{some['head_area']:.1%} of the object's pixels)")
+    return table
+
+
+def results_table(methods: Sequence[str], this_run: dict[str, dict], path: str | os.PathLike = RESULTS_DIR,
+                  columns: Sequence[str] = ("maxboxacc_30", "maxboxacc_50", "maxboxacc_70", "maxboxacc_v2"),
+                  ) -> str | None:
+    """``make results``' seeds (mean ± std) beside this run's numbers; ``None`` when there is no results file.
+
+    Args:
+        methods: methods to show, in order (``"cam"``, ``"has"``, ...).
+        this_run: ``{method: test metrics}`` of this notebook's single-seed run.
+        path: the results folder or file (:func:`cirlib.runs.results.load_results`; default ``results/``).
+        columns: keys of :data:`cirlib.runs.results.COLUMNS` (default MaxBoxAcc 30/50/70 and MaxBoxAccV2),
+            each shown over the seeds and for this run.
+
+    Returns:
+        The Markdown table of :func:`cirlib.runs.results.format_table`, or ``None`` without a results file.
+    """
+    stored = load_results(path)
+    if stored is None:
+        return None
+    return format_table(methods, seeds=stored.summary, this_run=this_run, seed_columns=columns, run_columns=columns)
 
 
 def synthetic_part_masks(renders, image_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

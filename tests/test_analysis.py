@@ -185,27 +185,29 @@ def _run(v2: float, top1: float = 90.0) -> dict:
 def test_results_table_puts_this_run_beside_the_seeds(tmp_path):
     import json
 
-    path = tmp_path / "results.json"
     summary = {"cam": {"n": 3, "mean": {"maxboxacc_v2": 55.0, "top1": 91.0}, "std": {"maxboxacc_v2": 1.5, "top1": 0.5}}}
-    path.write_text(json.dumps({"summary": summary}))
-    table = analysis.results_table(["cam", "has"], {"cam": _run(53.25), "has": _run(61.0)}, path,
+    (tmp_path / "results.json").write_text(json.dumps({"summary": summary, "runs": []}))
+    table = analysis.results_table(["cam", "has"], {"cam": _run(53.25), "has": _run(61.0)}, tmp_path,
                                    columns=("top1", "maxboxacc_v2", "pxap"))
     header, _, cam, has = table.splitlines()
-    assert header.split() == ["method", "top-1", "MaxBoxAccV2", "PxAP"]
-    assert cam.split() == ["cam", "91.0±", "0.5", "(n=3)", "|", "90.0", "55.0±", "1.5", "(n=3)", "|", "53.2", "-", "|", "-"]
-    assert has.split() == ["has", "-", "|", "90.0", "-", "|", "61.0", "-", "|", "-"]  # no seeds for has
-    assert analysis.results_table(["cam"], {}, tmp_path / "missing.json") is None
+    assert header == ("| method | seeds | top-1 (seeds) | MaxBoxAccV2 (seeds) | PxAP (seeds) | top-1 (this run) "
+                      "| MaxBoxAccV2 (this run) | PxAP (this run) |")
+    assert cam == "| cam | 3 | 91.0 ± 0.5 | 55.0 ± 1.5 | - | 90.0 | 53.2 | - |"
+    assert has == "| has | 0 | - | - | - | 90.0 | 61.0 | - |"  # no seeds for has
+    assert analysis.results_table(["cam"], {}, tmp_path / "missing") is None
     with pytest.raises(ValueError, match="top5"):
-        analysis.results_table(["cam"], {}, path, columns=("top5",))
+        analysis.results_table(["cam"], {"cam": _run(1.0)}, tmp_path, columns=("top5",))
 
 
 def test_metrics_table_rows_and_head_share():
     regions = {"cam": {"head_mass": 0.5, "head_area": 0.2}, "has": None}
     lines = analysis.metrics_table({"cam": _run(40.0), "has": _run(50.0)}, regions).splitlines()
-    assert lines[1].split() == ["cam", "90.0", "80.0", "60.0", "20.0", "40.0", "-", "50.0%"]
-    assert lines[2].split()[-1] == "-" and "20.0% of the object's pixels" in lines[3]
+    assert lines[0] == ("| method | top-1 | MaxBoxAcc@30 | MaxBoxAcc@50 | MaxBoxAcc@70 | MaxBoxAccV2 | PxAP "
+                        "| head share |")
+    assert lines[2] == "| cam | 90.0 | 80.0 | 60.0 | 20.0 | 40.0 | - | 50.0% |"
+    assert lines[3].endswith("| - |") and "20.0% of the object's pixels" in lines[4]
     plain = analysis.metrics_table({"cam": _run(40.0)}).splitlines()
-    assert len(plain) == 2 and "head share" not in plain[0] and plain[1].split()[-1] == "-"  # no regions: no column
+    assert len(plain) == 3 and "head share" not in plain[0] and plain[2].endswith("| - |")  # no regions: no column
     with pytest.raises(ValueError, match="outside"):
         analysis.metrics_table({"cam": _run(140.0)})
 
@@ -222,14 +224,3 @@ def test_plot_method_maps_draws_one_row_per_method():
     titles = [ax.get_title() for ax in fig.axes]
     assert len(titles) == 6 and titles[0].startswith("a: IoU ") and titles[3].startswith("b: IoU ")
     plt.close(fig)
-
-
-def test_results_markdown_rows_seeds_and_this_run():
-    summary = {"cam": {"n": 3, "mean": {"maxboxacc_v2": 55.0, "maxboxacc_50": 70.25}, "std": {"maxboxacc_v2": 1.5}}}
-    table = analysis.results_markdown(["cam", "has"], {"cam": _run(53.25), "has": _run(61.0)}, summary, {"cam": "CAM"})
-    header, rule, cam, has = table.splitlines()
-    assert header.count("|") == rule.count("|") == cam.count("|") == has.count("|") == 11
-    # seeds: V2 with its std, @50 without a std (0.0); this run: V2, @30/50/70, top-1, PxAP (missing: -)
-    assert cam == "| CAM | 3 | 55.0 ± 1.5 | 70.2 ± 0.0 | 53.2 | 80.0 | 60.0 | 20.0 | 90.0 | - |"
-    assert has == "| has | 0 | - | - | 61.0 | 80.0 | 60.0 | 20.0 | 90.0 | - |"
-    assert analysis.results_markdown(["has"], {"has": _run(61.0)}, None).splitlines()[2] == has

@@ -413,13 +413,13 @@ def check_05_gate_factor(answer: Any, beta: float = 0.5, received: float = 3.0) 
 
 
 def check_06_forward_passes(answer: Any) -> None:
-    """Exercise 06.1: network passes per training image of the full method with the stitched loss."""
+    """Exercise 06.1: network passes per training image of the full method with its max-fusion loss."""
     _require(answer, "answer_1")
     return _verdict(
         answer == 3,
-        "Three passes: I1, I2 and the full image whose map the stitched target teaches; that is why the full "
-        "method costs about 1.5 times the plain complementary model per step.",
-        "count the two branches, then look at which map the stitched loss compares with the stitched target.",
+        "Three passes: I1, I2 and the full image, whose map the max-fusion target max(A1, A2) teaches; that third "
+        "pass is part of what the full method costs per step beyond the plain complementary model.",
+        "count the two branches, then look at which map the max-fusion loss compares with max(A1, A2).",
     )
 
 

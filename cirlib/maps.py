@@ -7,7 +7,8 @@ Every score map cirlib evaluates, saves or analyses goes through these functions
    :math:`A = \max_j \hat A_j`;
 2. :func:`upsample`: the map is resized to the image with OpenCV's bicubic interpolation,
    exactly as the wsolevaluation reference's ``inference.py`` does
-   (``cv2.resize(cam, (W, H), interpolation=cv2.INTER_CUBIC)`` on float32);
+   (``cv2.resize(cam, (W, H), interpolation=cv2.INTER_CUBIC)`` on float64: the reference's ``t2n``
+   casts the model's CAMs to ``np.float`` first);
 3. :func:`normalize`: the reference's ``normalize_scoremap``,
    :math:`\hat A = (A - \min A) / \max(A - \min A)`, with a map containing NaN or a constant map
    turned into zeros.
@@ -31,8 +32,8 @@ __all__ = ["fuse", "localization_maps", "normalize", "upsample"]
 def upsample(cams: Any, size: tuple[int, int]) -> np.ndarray:
     r"""Resize each map to ``size = (H, W)`` with bicubic interpolation, as the reference does.
 
-    Per map, ``cv2.resize(cam, (W, H), interpolation=cv2.INTER_CUBIC)`` on float32 (OpenCV takes
-    the size as width, height). Bicubic interpolation can overshoot slightly below the minimum and
+    Per map, ``cv2.resize(cam, (W, H), interpolation=cv2.INTER_CUBIC)`` on float64, as the
+    reference (its ``t2n`` casts CAMs to ``np.float``; OpenCV takes the size as width, height). Bicubic interpolation can overshoot slightly below the minimum and
     above the maximum of the map; :func:`normalize` maps the result back to [0, 1].
 
     Args:
@@ -40,14 +41,14 @@ def upsample(cams: Any, size: tuple[int, int]) -> np.ndarray:
         size: the target ``(H, W)``, usually the network's input size.
 
     Returns:
-        float32 NumPy array ``(H, W)`` or ``(B, H, W)``.
+        float64 NumPy array ``(H, W)`` or ``(B, H, W)``.
     """
-    a = cams.detach().float().cpu().numpy() if isinstance(cams, torch.Tensor) else np.asarray(cams, np.float32)
+    a = cams.detach().cpu().double().numpy() if isinstance(cams, torch.Tensor) else np.asarray(cams, np.float64)
     if a.ndim not in (2, 3):
         raise ValueError(f"upsample expects (h, w) or (B, h, w) maps, got shape {a.shape}.")
     height, width = int(size[0]), int(size[1])
     batch = a[None] if a.ndim == 2 else a
-    out = np.empty((len(batch), height, width), dtype=np.float32)
+    out = np.empty((len(batch), height, width), dtype=np.float64)
     for i, cam in enumerate(batch):
         out[i] = cv2.resize(np.ascontiguousarray(cam), (width, height), interpolation=cv2.INTER_CUBIC)
     return out[0] if a.ndim == 2 else out
@@ -57,7 +58,7 @@ def normalize(maps: Any) -> Any:
     r"""Min-max normalise each map to [0, 1]: the reference's ``normalize_scoremap``.
 
     For a map :math:`A`: :math:`\hat A = (A - \min A) / \max(A - \min A)`, computed in the maps'
-    own float type, so float32 maps give the reference's float32 values bit for bit. A map that
+    own float type, so float64 maps give the reference's values bit for bit. A map that
     contains NaN, or is constant, becomes all zeros, as in the reference; so does a map with an
     infinite value (the reference would return NaN for it).
 
@@ -129,5 +130,5 @@ def fuse(maps_per_classifier: Sequence[Any], rule: str = "max") -> Any:
 
 
 def localization_maps(cams: Any, size: tuple[int, int]) -> np.ndarray:
-    """The maps the metrics score: :func:`upsample` to ``size`` then :func:`normalize`; float32 NumPy."""
+    """The maps the metrics score: :func:`upsample` to ``size`` then :func:`normalize`; float64 NumPy."""
     return normalize(upsample(cams, size))

@@ -23,8 +23,8 @@ def reference_normalize_scoremap(cam: np.ndarray) -> np.ndarray:
 
 
 def reference_pipeline(cam: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``inference.CAMComputer``: cv2 bicubic resize of the float32 CAM, then ``normalize_scoremap``."""
-    resized = cv2.resize(cam.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+    """``inference.CAMComputer``: ``t2n`` (cast to float64), cv2 bicubic resize, ``normalize_scoremap``."""
+    resized = cv2.resize(cam.astype(np.float64), (width, height), interpolation=cv2.INTER_CUBIC)
     return reference_normalize_scoremap(resized)
 
 
@@ -40,7 +40,7 @@ def _cams(seed: int = 0, shape=(5, 7, 9)) -> np.ndarray:
 def test_localization_maps_equal_the_reference_bit_for_bit(size):
     cams = _cams()
     got = maps.localization_maps(cams, size)
-    assert got.dtype == np.float32 and got.shape == (len(cams), *size)
+    assert got.dtype == np.float64 and got.shape == (len(cams), *size)
     for cam, mine in zip(cams, got):
         np.testing.assert_array_equal(mine, reference_pipeline(cam, *size))
     assert (got[2] == 0).all()  # NaN spreads through the resize: zeros
@@ -53,7 +53,7 @@ def test_localization_maps_equal_the_reference_bit_for_bit(size):
 
 
 def test_upsample_is_bicubic_not_bilinear_and_takes_height_first():
-    cam = np.zeros((4, 6), np.float32)
+    cam = np.zeros((4, 6), np.float64)
     cam[1, 2] = 1.0
     up = maps.upsample(cam, (8, 12))
     assert up.shape == (8, 12)

@@ -1,12 +1,11 @@
-"""How big SSAM's position attention gets at 224 px, for every backbone and both placements.
+"""How big SSAM's position attention gets at 224 px, for every backbone.
 
 SSAM's attention ``S`` is ``N x N`` per image (``N = h*w`` positions of the feature map), in float32.
 The forward briefly holds two such matrices (the energy and its softmax); autograd keeps one (the
 softmax output, which the backward of both the softmax and ``V S^T`` needs). For each backbone this script
 
-* finds the feature-map size at the input size by running the backbone on the ``meta`` device
-  (no compute, no memory), for ``attention_at="late"`` (after the last block) and ``"early"``
-  (before it);
+* finds the size of the backbone's output feature map (where SSAM works) at the input size by
+  running the backbone on the ``meta`` device (no compute, no memory);
 * computes the attention size analytically: ``N^2`` entries, ``4 N^2`` bytes per matrix per image
   (times the batch for what is kept for the backward pass);
 * measures, on the CPU, one SSAM forward + backward on a random feature map of that shape
@@ -46,7 +45,6 @@ CONFIGS: tuple[tuple[str, dict], ...] = (
 @dataclass
 class Row:
     arch: str
-    placement: str
     channels: int
     h: int
     w: int
@@ -59,14 +57,11 @@ class Row:
     cuda_peak_mib: float | None = None
 
 
-def feature_shapes(arch: str, kwargs: dict, size: int) -> dict[str, tuple[int, int, int]]:
-    """``{"early": (C, h, w), "late": (C, h, w)}`` at ``size`` px, computed on the meta device."""
+def feature_shape(arch: str, kwargs: dict, size: int) -> tuple[int, int, int]:
+    """``(C, h, w)`` of the backbone's output at ``size`` px, computed on the meta device."""
     backbone = build_backbone(arch, **kwargs).to("meta").eval()
-    x = torch.empty(1, 3, size, size, device="meta")
     with torch.no_grad():
-        early = backbone.early(x)
-        late = backbone.late(early)
-    return {"early": tuple(early.shape[1:]), "late": tuple(late.shape[1:])}
+        return tuple(backbone(torch.empty(1, 3, size, size, device="meta")).shape[1:])
 
 
 def measure(channels: int, h: int, w: int, batch: int, device: str) -> tuple[float, float, float | None]:
@@ -109,17 +104,17 @@ def run(size: int = 224, batch: int = 1, device: str = "cpu", do_measure: bool =
         name = arch + ("-large" if kwargs.get("large_feature_map") else "")
         if arch == "small_cnn" and size > 128:
             name += "(toy)"
-        for placement, (c, h, w) in feature_shapes(arch, kwargs, size).items():
-            n = h * w
-            row = Row(
-                arch=name, placement=placement, channels=c, h=h, w=w, n=n,
-                attention_entries=n * n,
-                attention_mib_per_image=4 * n * n / 2**20,
-                analytic_saved_mib=batch * 4 * n * n / 2**20,
-            )
-            if do_measure and n <= max_n_measure:
-                row.measured_saved_mib, row.measured_ms, row.cuda_peak_mib = measure(c, h, w, batch, device)
-            rows.append(row)
+        c, h, w = feature_shape(arch, kwargs, size)
+        n = h * w
+        row = Row(
+            arch=name, channels=c, h=h, w=w, n=n,
+            attention_entries=n * n,
+            attention_mib_per_image=4 * n * n / 2**20,
+            analytic_saved_mib=batch * 4 * n * n / 2**20,
+        )
+        if do_measure and n <= max_n_measure:
+            row.measured_saved_mib, row.measured_ms, row.cuda_peak_mib = measure(c, h, w, batch, device)
+        rows.append(row)
     return rows
 
 
@@ -127,9 +122,9 @@ def format_table(rows: list[Row], size: int, batch: int) -> str:
     head = (
         f"SSAM attention at {size} px, batch {batch} "
         "(attention MiB: one float32 N x N matrix per image; saved: autograd's saved tensors)\n"
-        "| backbone | placement | C | h x w | N | N^2 | attention MiB/img | analytic saved MiB "
+        "| backbone | C | h x w | N | N^2 | attention MiB/img | analytic saved MiB "
         "| measured saved MiB | fwd+bwd ms | CUDA peak MiB |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )
     lines = [head]
 
@@ -138,7 +133,7 @@ def format_table(rows: list[Row], size: int, batch: int) -> str:
 
     for r in rows:
         lines.append(
-            f"| {r.arch} | {r.placement} | {r.channels} | {r.h}x{r.w} | {r.n} | {r.attention_entries:,} | "
+            f"| {r.arch} | {r.channels} | {r.h}x{r.w} | {r.n} | {r.attention_entries:,} | "
             f"{r.attention_mib_per_image:.2f} | {r.analytic_saved_mib:.1f} | {fmt(r.measured_saved_mib)} | "
             f"{fmt(r.measured_ms, '.0f')} | {fmt(r.cuda_peak_mib)} |"
         )

@@ -5,7 +5,8 @@
   citation in the tree names a section that exists, and nothing cites a design file outside the repo;
 * every option default written in ``docs/reconstruction.md`` equals the code's, and every option of
   ``ComplementaryModel`` and every knob of ``SyntheticSpec`` is listed there;
-* every ``benchmarks/screen.py`` command written in ``docs/reconstruction.md`` parses and builds a model.
+* every ``benchmarks/screen.py`` command written in ``docs/reconstruction.md`` parses and builds a model;
+* the README's results table is ``results/results.md``'s, line for line.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def _literal(cell: str):
 def _code_defaults() -> dict[str, object]:
     from cirlib.data.synthetic import SyntheticSpec
     from cirlib.methods import build_model
-    from cirlib.methods.complementary import ComplementaryModel
+    from cirlib.methods.complementary import HIDE_PROB, ComplementaryModel
     from cirlib.methods.has import HaSModel
     from cirlib.methods.masks import HAS_PATCH_SIZES
 
@@ -127,8 +128,10 @@ def _code_defaults() -> dict[str, object]:
     assert defaults["patch_sizes"] is None and inspect.signature(HaSModel.__init__).parameters["patch_sizes"].default is None
     defaults["patch_sizes"] = tuple(HAS_PATCH_SIZES)
     defaults["fusion_loss"] = build_model("full", image_size=32, width=4).fusion_loss
+    # The masks' options are HaS's; the complementary model hides with the same probability.
     for name in ("hide_prob", "fill"):
-        assert inspect.signature(HaSModel.__init__).parameters[name].default == defaults[name], name
+        defaults[name] = inspect.signature(HaSModel.__init__).parameters[name].default
+    assert defaults["hide_prob"] == HIDE_PROB
     for field in dataclasses.fields(SyntheticSpec):
         defaults[field.name] = field.default
     return defaults
@@ -196,3 +199,14 @@ def test_screen_commands_in_the_docs_parse_and_build_their_models():
         assert args.method in METHODS, argv
         options = screen.key_values(args.opt, "--opt")
         build_model(args.method, image_size=32, width=4, **options)  # an unknown option raises
+
+
+def test_readme_results_table_is_results_md():
+    table = [line for line in (ROOT / "results" / "results.md").read_text(encoding="utf-8").splitlines()
+             if line.startswith("|")]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    fix = ("copy the table lines of results/results.md into README.md's 'Results on the synthetic dataset' "
+           "(and reread the sentences under it)")
+    assert len(table) > 2 and table[0] in readme, f"README.md has no results table: {fix}"
+    start = readme.index(table[0])
+    assert readme[start:start + len(table)] == table, f"README.md's results table differs from results/results.md: {fix}"

@@ -6,7 +6,7 @@ Each target runs in its own fresh ``git clone`` of this repository's ``HEAD`` (s
 reused: no trained run, no figure), after ``make install`` builds that clone's virtual environment
 (timed separately; pip's cache makes it fast on a second run). Recorded per target:
 
-* the wall time of ``make <target>`` (the budgets of issue #6: demo at most 20 min, results at most
+* the wall time of ``make <target>`` (the budgets: ``make demo`` at most 20 min, ``make results`` at most
   60 min on the 2-core CPU machine);
 * for the demo, the time of its training phase and of each notebook (``build/demo/timings.json``);
 * whether the numbers reproduce the committed ones, which came from earlier, independent runs: the

@@ -20,9 +20,9 @@ inclusive bounding box, :math:`[\min_x M, \min_y M, \max_x M, \max_y M]`.
 Why these defaults (measured with the engine, 2,000 training images of 64x64, ``small_cnn`` width 16,
 6 epochs, one seed, 500 test images): plain CAM reaches 100% top-1 with MaxBoxAcc 30/50/70 =
 98.4 / 72.8 / 18.0 (MaxBoxAccV2 63.1) and Hide-and-Seek 99.6% top-1 with 100 / 93.2 / 32.2 (75.1), the
-phenomenon of docs/design.md#the-synthetic-dataset. An earlier version (stripe angle measured from the body axis, no colour
-tint, contrast 0.30: ``stripe_frame="body", body_tint=0, body_cue_strength=0.3``) made the body cue too
-hard for a small CNN: CAM and HaS then both stayed on the head (MaxBoxAcc@50 about 4 for both).
+phenomenon of docs/design.md#the-synthetic-dataset (``python benchmarks/screen.py cam --seed 0`` and
+``has --seed 0``). The body cue is a stripe angle fixed in the image and a colour tint, so that a few
+convolutions can read it anywhere on the body.
 
 Generation is per index, from ``numpy.random.SeedSequence([seed, split_code, index])``: deterministic,
 independent of access order, identical in every DataLoader worker; splits use different split codes.

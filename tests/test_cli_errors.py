@@ -117,8 +117,8 @@ def has_run(tmp_path):
 
 
 @pytest.mark.parametrize("change, key", [
-    ("model.options.hide_prob=0.3", "model.options.hide_prob"),  # used to resume silently
-    ("model.options.width=16", "model.options.width"),  # used to crash with a size-mismatch traceback
+    ("model.options.hide_prob=0.3", "model.options.hide_prob"),  # an option the weights do not show
+    ("model.options.width=16", "model.options.width"),  # weights of another shape
     ("model.method=cam", "model.method"),
 ])
 def test_3_resume_refuses_another_model_and_writes_nothing(has_run, change, key, capsys):

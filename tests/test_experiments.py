@@ -46,13 +46,14 @@ def test_bad_parameters_say_what_to_do(kwargs, message):
 
 
 def test_notebook_parameter_checks(tmp_path):
-    validate_notebook_parameters("synthetic", "", "cpu", 0)
+    good = {"DATA": "synthetic", "DATA_ROOT": "", "DEVICE": "cpu", "EPOCHS": 0}
+    validate_notebook_parameters(good)
     with pytest.raises(ValueError, match="did you mean 'cub'"):
-        validate_notebook_parameters("cubb", "", "cpu")
+        validate_notebook_parameters(dict(good, DATA="cubb"))
     with pytest.raises(ValueError, match="DATA_ROOT=.* does not exist"):
-        validate_notebook_parameters("cub", str(tmp_path / "missing"), "cpu")
+        validate_notebook_parameters(dict(good, DATA="cub", DATA_ROOT=str(tmp_path / "missing")))
     with pytest.raises(ValueError, match="EPOCHS"):
-        validate_notebook_parameters("synthetic", "", "cpu", -1)
+        validate_notebook_parameters(dict(good, EPOCHS=-1))
 
 
 def test_train_once_then_reuse_and_refuse_stale_data(tmp_path, capsys):

@@ -52,33 +52,26 @@ def _bad(name: str, value: Any, valid: str, extra: str = "") -> NotebookParamete
     return NotebookParameterError(f"notebook parameter {name}={value!r} is invalid: {name} must be {valid}{extra}.")
 
 
-def validate_notebook_parameters(parameters: Any, data_root: str | None = None, device: str | None = None,
-                                 epochs: int | None = None) -> None:
+def validate_notebook_parameters(parameters: dict[str, Any]) -> None:
     """The checks every notebook runs right after its ``parameters`` cell.
 
     Call it with the notebook's namespace, ``validate_notebook_parameters(globals())``: every
     parameter of :data:`NOTEBOOK_PARAMETERS` found there is checked for its type and value
     (``FAST: maybe`` and ``EPOCHS: ten`` are errors, not a FAST run or a ``TypeError`` later), and any
-    other name annotated in the parameters cell (``NAME: int = 0``) for its annotated type. The
-    earlier form ``validate_notebook_parameters(DATA, DATA_ROOT, DEVICE, EPOCHS)`` still works.
+    other name annotated in the parameters cell (``NAME: int = 0``) for its annotated type.
 
     Raises:
         NotebookParameterError: one line naming the parameter, its value and the valid values
             (``DATA="cubb"`` suggests ``cub``, ``DEVICE="gpu"`` suggests ``cuda``).
     """
-    if isinstance(parameters, str) or parameters is None:  # the earlier positional form
-        values: dict[str, Any] = {"DATA": parameters, "DATA_ROOT": data_root or "", "DEVICE": device}
-        if epochs is not None:
-            values["EPOCHS"] = epochs
-    else:
-        values = {k: v for k, v in dict(parameters).items() if k in NOTEBOOK_PARAMETERS}
-        annotations = dict(parameters).get("__annotations__") or {}
-        for name, annotation in annotations.items():
-            kind = _TYPE_NAMES.get(annotation) if isinstance(annotation, str) else annotation
-            if name in NOTEBOOK_PARAMETERS or name not in parameters or kind not in _TYPE_NAMES.values():
-                continue
-            if not _type_ok(parameters[name], kind):
-                raise _bad(name, parameters[name], f"of type {kind.__name__} (as declared in the parameters cell)")
+    values = {k: v for k, v in dict(parameters).items() if k in NOTEBOOK_PARAMETERS}
+    annotations = dict(parameters).get("__annotations__") or {}
+    for name, annotation in annotations.items():
+        kind = _TYPE_NAMES.get(annotation) if isinstance(annotation, str) else annotation
+        if name in NOTEBOOK_PARAMETERS or name not in parameters or kind not in _TYPE_NAMES.values():
+            continue
+        if not _type_ok(parameters[name], kind):
+            raise _bad(name, parameters[name], f"of type {kind.__name__} (as declared in the parameters cell)")
     for name, value in values.items():
         kind, valid = NOTEBOOK_PARAMETERS[name]
         if not _type_ok(value, kind):

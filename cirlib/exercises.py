@@ -358,7 +358,7 @@ def check_04_uniform_attention(answer: Any, f1: Any, f2: Any, gamma: float = 0.3
 
 
 def check_04_unbounded_scale(answer: Any) -> None:
-    """Exercise 04.3: the ``attention_scale`` value under which :math:`|\gamma|` can exceed 1."""
+    r"""Exercise 04.3: the ``attention_scale`` value under which :math:`|\gamma|` can exceed 1."""
     from cirlib.models.attention import SCALES
 
     _require(answer, "answer_3")

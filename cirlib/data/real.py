@@ -2,8 +2,10 @@
 
 Both return the cirlib item contract (``docs/architecture.md``): ``image`` float (3, H, W) normalised,
 ``label`` int, ``boxes`` float (k, 4) inclusive corners in pixels of ``image``, ``mask`` ``None``,
-``image_id`` the path relative to the image root. Boxes travel through the transform as
-``tv_tensors.BoundingBoxes`` (see :mod:`cirlib.data.transforms` for the +1 convention).
+``image_id`` the path relative to the image root. On the training split boxes travel through the
+transform as ``tv_tensors.BoundingBoxes`` (the float geometry, see :mod:`cirlib.data.transforms`); on
+``val`` and ``test`` they are the reference protocol's ``resize_bbox`` of the original boxes
+(:func:`cirlib.data.transforms.reference_eval_boxes`), so MaxBoxAcc is the reference's to the digit.
 
 Box conventions of the sources:
 
@@ -34,7 +36,14 @@ from cirlib.data.errors import (
     ImageDecodeError,
     SplitNotAvailableError,
 )
-from cirlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, WSOLTransform, apply_transform, build_transforms
+from cirlib.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WSOLTransform,
+    apply_transform,
+    build_transforms,
+    reference_eval_boxes,
+)
 
 KNOWN_NUM_CLASSES: dict[str, int] = {"CUB": 200, "ILSVRC": 1000}
 
@@ -140,6 +149,7 @@ class _WSOLImageDataset(Dataset):
     def __init__(self, transform: WSOLTransform | None, train: bool, mean: Sequence[float], std: Sequence[float]) -> None:
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
+        self.train = bool(train)
         self.transform = transform if transform is not None else build_transforms(train, mean=self.mean, std=self.std)
 
     def __len__(self) -> int:
@@ -213,13 +223,15 @@ class _WSOLImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]
-        image, boxes = self.load_image(index)
+        raw, original = self.load_image(index)
         if self.augmentation_base_seed is None:
-            image, boxes, _ = apply_transform(self.transform, image, boxes, None)
+            image, boxes, _ = apply_transform(self.transform, raw, original, None)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(augmentation_seed(self.augmentation_base_seed, self.epoch, index))
-                image, boxes, _ = apply_transform(self.transform, image, boxes, None)
+                image, boxes, _ = apply_transform(self.transform, raw, original, None)
+        if not self.train and len(original):  # evaluation: the reference's resize_bbox of the image's boxes
+            boxes = reference_eval_boxes(original, tuple(raw.shape[-2:]), tuple(image.shape[-2:]), boxes)
         return {"image": image, "label": rec.label, "boxes": boxes, "mask": None, "image_id": rec.image_id}
 
     def denormalize(self, image: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,15 @@ Box conventions (read this once, it matters for every IoU):
 :func:`inclusive_to_xyxy` adds 1 to the far corner before a transform and :func:`xyxy_to_inclusive`
 subtracts it afterwards. This keeps flips exact: a horizontal flip of an image of width :math:`W` maps
 the inclusive box :math:`[x_0, x_1]` to :math:`[W-1-x_1,\\ W-1-x_0]`, as it maps pixels. A resize by a
-factor :math:`s` gives :math:`x_0' = s\\,x_0` and :math:`x_1' = s\\,(x_1 + 1) - 1` (floats, not rounded).
-wsolevaluation itself scales the inclusive corners directly (:math:`x_1' = s\\,x_1`); the two differ by
-:math:`s - 1` pixels on the far corner, less than one pixel for any downscaling.
+factor :math:`s` gives :math:`x_0' = s\\,x_0` and :math:`x_1' = s\\,(x_1 + 1) - 1` (floats, not rounded):
+the *float geometry*, which training uses (random crops and flips move boxes with the pixels).
+
+**Evaluation boxes follow the reference protocol instead** (:func:`reference_eval_boxes`, used by the
+real datasets on their ``val``/``test`` splits): wsolevaluation's ``resize_bbox`` scales all four
+inclusive corners and truncates, :math:`x' = \\lfloor s\\,x \\rfloor` (far corner included). The two
+geometries differ by up to :math:`s` pixels on the far corner and by the truncation (below one pixel)
+on the near one: on CUB's test boxes resized to 224, no box comes out identical, and MaxBoxAcc moves
+by tenths of a point, so only the reference geometry gives numbers comparable with the literature.
 """
 
 from __future__ import annotations
@@ -77,6 +83,43 @@ def xyxy_to_inclusive(boxes: torch.Tensor, canvas_size: tuple[int, int]) -> torc
     b[:, 2] = torch.maximum(b[:, 2], b[:, 0])
     b[:, 3] = torch.maximum(b[:, 3], b[:, 1])
     return b
+
+
+def reference_eval_boxes(boxes: torch.Tensor, image_size: tuple[int, int], resized_size: tuple[int, int],
+                         transformed: torch.Tensor | None = None) -> torch.Tensor:
+    """The evaluation boxes of the reference protocol: ``resize_bbox`` of the original boxes.
+
+    :func:`cirlib.metrics.resize_bbox` (integer truncation of all four corners) from the original
+    image of ``image_size = (H, W)`` to the evaluated image of ``resized_size = (H', W')``.
+
+    Args:
+        boxes: ``(k, 4)`` inclusive boxes in the original image, as the metadata gives them.
+        image_size: ``(H, W)`` of the original image.
+        resized_size: ``(H', W')`` of the transformed image.
+        transformed: the same boxes moved by the evaluation transform (float geometry), or ``None``.
+            When given, they must match the resize within the scale factor plus one pixel: the
+            reference defines evaluation boxes for a resize of the whole image only.
+
+    Returns:
+        ``(k, 4)`` float32 tensor of integer-valued boxes.
+
+    Raises:
+        ValueError: when ``transformed`` shows that the transform did more than resize (a crop or flip).
+    """
+    from cirlib.metrics.boxes import resize_bbox
+
+    (h, w), (new_h, new_w) = image_size, resized_size
+    out = torch.from_numpy(resize_bbox(boxes.reshape(-1, 4).numpy(), (w, h), (new_w, new_h)).astype("float32"))
+    if transformed is not None:
+        slack = max(new_w / w, new_h / h, 1.0) + 1.0
+        if transformed.shape != out.shape or bool(((transformed - out).abs() > slack).any()):
+            raise ValueError(
+                "The evaluation transform moved the boxes differently from a resize of the whole image "
+                f"({boxes.reshape(-1, 4).tolist()} in a {w}x{h} image became {transformed.tolist()} in "
+                f"{new_w}x{new_h}); the reference protocol evaluates resized images only. Use "
+                "cirlib.data.build_transforms(train=False) (a resize) as the val/test transform."
+            )
+    return out
 
 
 def to_normalized_float(mean: Sequence[float], std: Sequence[float]) -> v2.Compose:

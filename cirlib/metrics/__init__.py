@@ -4,7 +4,7 @@ See ``docs/metrics.md`` for the definitions and why the fast path is exact.
 """
 
 from cirlib.metrics.boxacc import best_ious, boxacc_curves
-from cirlib.metrics.boxes import box_iou_inclusive, quantize_scoremap, scoremap_to_boxes
+from cirlib.metrics.boxes import box_iou_inclusive, quantize_scoremap, resize_bbox, scoremap_to_boxes
 from cirlib.metrics.evaluators import BoxEvaluator, PxAPEvaluator
 from cirlib.metrics.normalize import normalize_cam
 from cirlib.metrics.reference import reference_boxacc_curves, reference_boxes
@@ -19,5 +19,6 @@ __all__ = [
     "quantize_scoremap",
     "reference_boxacc_curves",
     "reference_boxes",
+    "resize_bbox",
     "scoremap_to_boxes",
 ]

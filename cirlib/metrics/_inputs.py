@@ -81,10 +81,11 @@ def as_box_list(gt_boxes: Any, n: int | None = None) -> list[np.ndarray]:
                 f"gt_boxes[{i}] has shape {tuple(a.shape)}; expected (k, 4) with k >= 1 boxes "
                 "x0, y0, x1, y1 (inclusive pixel corners)."
             )
-        if not np.isfinite(a).all() or (a[:, 2] < a[:, 0]).any() or (a[:, 3] < a[:, 1]).any():
+        if not np.isfinite(a).all() or (a < 0).any() or (a[:, 2] < a[:, 0]).any() or (a[:, 3] < a[:, 1]).any():
             raise ValueError(
-                f"gt_boxes[{i}] = {a.tolist()} is not in x0, y0, x1, y1 order with x1 >= x0, y1 >= y0; "
-                "convert (x, y, w, h) boxes as the loaders do (CUB, wsolevaluation): x1 = x + w, y1 = y + h."
+                f"gt_boxes[{i}] = {a.tolist()} is not a box of the protocol: x0, y0, x1, y1 must be finite and "
+                "non-negative with x1 >= x0, y1 >= y0; convert (x, y, w, h) boxes as the loaders do (CUB, "
+                "wsolevaluation): x1 = x + w, y1 = y + h."
             )
         out.append(a)
     if n is not None and len(out) != n:

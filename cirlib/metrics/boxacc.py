@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cirlib.metrics._inputs import as_box_list, as_score_maps, as_thresholds, check_score_map
+from cirlib.metrics._inputs import as_box_list, as_numpy, as_score_maps, as_thresholds, check_score_map
 from cirlib.metrics.boxes import box_iou_inclusive, quantize_scoremap
 
 from cirlib.metrics._sweep import level_sweep
@@ -94,7 +94,7 @@ def _contour_boxes(q: np.ndarray, level: int, bbox: np.ndarray, want_single: boo
     return single, (boxes if want_multi else None)
 
 
-def best_ious(scoremap: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.ndarray,
+def best_ious(scoremap: Any, gt_boxes: Any, cam_thresholds: Sequence[float] | np.ndarray,
               modes: Sequence[str] = MODES) -> dict[str, np.ndarray]:
     """Best IoU with the GT boxes of the protocol's box(es) at each CAM threshold, per mode.
 
@@ -102,7 +102,7 @@ def best_ious(scoremap: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.nda
     cropped ``cv2.findContours`` for the largest contour where the sweep's area bounds leave it open.
 
     Args:
-        scoremap: validated ``(H, W)`` float map in [0, 1].
+        scoremap: ``(H, W)`` float map in [0, 1] (NumPy or torch).
         gt_boxes: ``(k, 4)`` GT boxes, inclusive corners.
         cam_thresholds: 1-D thresholds.
         modes: subset of ``("single", "multi")``.
@@ -110,7 +110,21 @@ def best_ious(scoremap: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.nda
     Returns:
         ``{mode: (len(cam_thresholds),) float64}``; "single" is the IoU of the largest contour's box,
         "multi" the best IoU over every contour's box. Identical to the reference implementation.
+
+    Raises:
+        ValueError: for a map with NaN or values outside [0, 1], or a box that breaks the convention,
+            as the reference does.
     """
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise ValueError(f"best_ious: modes must be among {MODES}, got {sorted(unknown)}.")
+    return _best_ious(check_score_map(as_numpy(scoremap), 0, name="scoremap"), as_box_list([gt_boxes])[0],
+                      as_thresholds(cam_thresholds, "cam_thresholds"), modes)
+
+
+def _best_ious(scoremap: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.ndarray,
+               modes: Sequence[str]) -> dict[str, np.ndarray]:
+    """:func:`best_ious` on a map, boxes and thresholds already checked."""
     q = np.ascontiguousarray(quantize_scoremap(scoremap))
     h, w = q.shape
     hist = np.bincount(q.ravel(), minlength=256)
@@ -177,7 +191,7 @@ def boxacc_curves(scoremaps: Any, gt_boxes: Any, cam_thresholds: Sequence[float]
         if n >= len(gts):
             raise ValueError(f"more score maps than gt_boxes entries ({len(gts)}); pass one (k, 4) array per map.")
         m = check_score_map(m, n)
-        best = best_ious(m, gts[n], thr, (mode,))[mode]
+        best = _best_ious(m, gts[n], thr, (mode,))[mode]
         for j, delta in enumerate(ious):
             correct[j] += best >= (delta / 100)
         n += 1

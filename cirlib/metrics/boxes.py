@@ -9,7 +9,62 @@ import numpy as np
 
 from cirlib.metrics._inputs import as_numpy, check_score_map
 
-__all__ = ["binary_map_boxes", "quantize_scoremap", "box_iou_inclusive", "scoremap_to_boxes"]
+__all__ = ["binary_map_boxes", "check_box_convention", "quantize_scoremap", "box_iou_inclusive", "resize_bbox",
+           "scoremap_to_boxes"]
+
+
+def check_box_convention(boxes: np.ndarray, name: str = "boxes") -> np.ndarray:
+    """Reject boxes the protocol rejects (wsolevaluation ``check_box_convention``, ``x0y0x1y1``).
+
+    Boxes must be ``(4,)`` or ``(k, 4)``, with non-negative coordinates, ``x1 >= x0`` and ``y1 >= y0``.
+
+    Returns:
+        The boxes as a ``(k, 4)`` array.
+
+    Raises:
+        ValueError: naming ``name``, the offending box and the rule.
+    """
+    a = np.asarray(boxes)
+    a = a[None] if a.ndim == 1 else a
+    if a.ndim != 2 or a.shape[1] != 4:
+        raise ValueError(f"{name} has shape {tuple(np.shape(boxes))}; boxes must be (4,) or (k, 4): x0, y0, x1, y1.")
+    bad = np.flatnonzero(~np.isfinite(a).all(axis=1) | (a < 0).any(axis=1) | (a[:, 2] < a[:, 0]) | (a[:, 3] < a[:, 1]))
+    if len(bad):
+        raise ValueError(
+            f"{name}[{int(bad[0])}] = {a[bad[0]].tolist()} breaks the x0, y0, x1, y1 convention of the protocol: "
+            "coordinates must be finite and non-negative, with x1 >= x0 and y1 >= y0."
+        )
+    return a
+
+
+def resize_bbox(boxes: Any, image_size: tuple[float, float], resize_size: tuple[float, float]) -> np.ndarray:
+    r"""Boxes of an image of ``image_size = (W, H)`` in the frame of the image resized to ``resize_size = (W', H')``.
+
+    The reference protocol's ``resize_bbox``: each of the four inclusive corners is scaled and
+    truncated to an integer,
+
+    .. math:: x' = \big\lfloor x \cdot W' / W \big\rfloor, \qquad y' = \big\lfloor y \cdot H' / H \big\rfloor
+
+    (computed in float64 as ``x * W' / W``). The far corner is scaled like the near one, so a box
+    loses up to one output pixel on its far side compared with scaling pixel extents. Example (the
+    reference's test case): ``(1, 2, 4, 3)`` in a 10 x 20 image resized to 35 x 10 gives ``(3, 1, 14, 1)``.
+
+    Args:
+        boxes: ``(4,)`` or ``(k, 4)`` boxes ``x0, y0, x1, y1``, non-negative, ``x1 >= x0``, ``y1 >= y0``.
+        image_size: ``(width, height)`` of the original image (wsolevaluation's ``image_sizes.txt``).
+        resize_size: ``(width, height)`` of the resized image, e.g. ``(224, 224)``.
+
+    Returns:
+        ``(k, 4)`` int64 boxes.
+    """
+    a = check_box_convention(as_numpy(boxes), "boxes").astype(np.float64)
+    width, height = (float(v) for v in image_size)
+    new_width, new_height = (float(v) for v in resize_size)
+    if min(width, height, new_width, new_height) <= 0:
+        raise ValueError(f"resize_bbox: sizes must be positive, got image_size={image_size}, resize_size={resize_size}.")
+    scale = np.array([new_width, new_height, new_width, new_height])
+    size = np.array([width, height, width, height])
+    return np.trunc(a * scale / size).astype(np.int64)
 
 
 def quantize_scoremap(scoremap: np.ndarray) -> np.ndarray:
@@ -27,7 +82,8 @@ def box_iou_inclusive(boxes_a: Any, boxes_b: Any) -> np.ndarray:
         \mathrm{IoU}(a, b) = \frac{|a \cap b|}{|a| + |b| - |a \cap b|},\quad
         |a| = (x_1 - x_0 + 1)(y_1 - y_0 + 1),
 
-    and 0 where the denominator is not positive (wsolevaluation's ``calculate_multiple_iou``).
+    and 0 where the denominator is not positive (wsolevaluation's ``calculate_multiple_iou``). Like the
+    reference, boxes with a negative coordinate or ``x1 < x0`` / ``y1 < y0`` are rejected.
 
     Args:
         boxes_a: ``(n, 4)`` boxes.
@@ -35,9 +91,12 @@ def box_iou_inclusive(boxes_a: Any, boxes_b: Any) -> np.ndarray:
 
     Returns:
         ``(n, m)`` float64 IoU matrix.
+
+    Raises:
+        ValueError: for a box that breaks the convention (:func:`check_box_convention`).
     """
-    a = as_numpy(boxes_a).reshape(-1, 4)[:, None, :]
-    b = as_numpy(boxes_b).reshape(-1, 4)[None, :, :]
+    a = check_box_convention(as_numpy(boxes_a).reshape(-1, 4), "boxes_a")[:, None, :]
+    b = check_box_convention(as_numpy(boxes_b).reshape(-1, 4), "boxes_b")[None, :, :]
     if np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer):
         a, b = a.astype(np.int64), b.astype(np.int64)
     else:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from cirlib.metrics._inputs import as_box_list, as_numpy, as_thresholds, check_score_map
-from cirlib.metrics.boxacc import MODES, best_ious
+from cirlib.metrics.boxacc import MODES, _best_ious
 
 __all__ = ["BoxEvaluator", "PxAPEvaluator"]
 
@@ -88,7 +88,7 @@ class BoxEvaluator:
         t5 = _as_flags(top5_correct, b, "top5_correct")
         maps64 = [check_score_map(maps[i], self.num_images + i) for i in range(b)]
         for i in range(b):
-            best = best_ious(maps64[i], boxes[i], self.cam_thresholds, MODES)
+            best = _best_ious(maps64[i], boxes[i], self.cam_thresholds, MODES)
             for mode in MODES:
                 for j, delta in enumerate(self.iou_thresholds):
                     self._correct[mode][j] += best[mode] >= (delta / 100)
@@ -208,6 +208,15 @@ class PxAPEvaluator:
             self._pos += np.histogram(s[m[i] & keep], bins=self._edges)[0]
             self._neg += np.histogram(s[~m[i] & keep], bins=self._edges)[0]
         self.num_images += maps.shape[0]
+
+    def merge(self, other: "PxAPEvaluator") -> "PxAPEvaluator":
+        """Add the histograms of ``other`` (same thresholds), e.g. from another process; returns ``self``."""
+        if not np.array_equal(self._edges, other._edges):
+            raise ValueError("PxAPEvaluator.merge: the two evaluators use different cam_thresholds.")
+        self._pos += other._pos
+        self._neg += other._neg
+        self.num_images += other.num_images
+        return self
 
     def compute(self) -> dict[str, Any]:
         """``{"pxap": percent, "precision": [...], "recall": [...], "thresholds": [...]}``.

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cirlib.metrics._inputs import as_box_list, as_score_maps, as_thresholds, check_score_map
+from cirlib.metrics._inputs import as_box_list, as_numpy, as_score_maps, as_thresholds, check_score_map
 from cirlib.metrics.boxes import binary_map_boxes, box_iou_inclusive, quantize_scoremap
 
 __all__ = ["reference_boxes", "reference_boxacc_curves"]
@@ -21,8 +21,12 @@ __all__ = ["reference_boxes", "reference_boxacc_curves"]
 
 def reference_boxes(scoremap: np.ndarray, cam_thresholds: np.ndarray,
                     multi_contour: bool = False) -> list[np.ndarray]:
-    """Boxes at every CAM threshold, one ``cv2.findContours`` call per threshold."""
-    image = quantize_scoremap(scoremap)
+    """Boxes at every CAM threshold, one ``cv2.findContours`` call per threshold.
+
+    Raises:
+        ValueError: for a map with NaN or values outside [0, 1] (the reference's ``check_scoremap_validity``).
+    """
+    image = quantize_scoremap(check_score_map(as_numpy(scoremap), 0, name="scoremap"))
     peak = np.max(image)
     return [binary_map_boxes(image, int(t * peak), multi_contour) for t in cam_thresholds]
 

@@ -122,6 +122,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             channels_last=config.train.channels_last,
             progress=not args.no_progress,
             desc=split,
+            save_maps=args.save_maps,
         )
         if is_main_process():
             payload = {"checkpoint": str(args.checkpoint), "split": split, **metrics}
@@ -176,10 +177,60 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="overrides of the stored config, e.g. --set data.root=/data/CUB eval.cam_interval=0.001")
     p.add_argument("--out", default=None, help="write the metrics as JSON here")
+    p.add_argument("--save-maps", default=None, metavar="DIR",
+                   help="also write every scored map as DIR/<image_id>.npy, the reference's layout "
+                        "(`cirlib score --scoremap-root DIR` gives the same numbers)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: the run's config)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_debug(p)
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from cirlib.scoring import format_scores, score_scoremaps
+    from cirlib.utils import atomic_write_json
+
+    scores = score_scoremaps(
+        args.scoremap_root, args.metadata_root, args.dataset, args.split, mask_root=args.mask_root,
+        cam_curve_interval=args.cam_curve_interval, iou_thresholds=args.iou_thresholds,
+        multi_contour=args.multi_contour, workers=args.workers, strict=args.strict,
+    )
+    if args.json:
+        atomic_write_json(args.json, scores)
+    print(format_scores(scores))
+    return 0
+
+
+def _register_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score any WSOL method's saved maps with the reference protocol (MaxBoxAcc, MaxBoxAccV2, PxAP)",
+        description="Score the maps of any WSOL codebase on the inputs of wsolevaluation's evaluation.py: "
+        "SCOREMAP_ROOT/<image_id>.npy (224x224 floats in [0, 1]) and METADATA_ROOT/<DATASET>/<split>/"
+        "{image_ids,image_sizes,localization}.txt. GT boxes are resized to 224 as the reference does. "
+        "See docs/metrics.md.",
+    )
+    p.add_argument("--scoremap-root", required=True, help="folder of <image_id>.npy maps")
+    p.add_argument("--metadata-root", required=True, help="wsolevaluation's metadata/ folder (holds <DATASET>/<split>/)")
+    p.add_argument("--dataset", required=True, choices=("CUB", "ILSVRC", "OpenImages"))
+    p.add_argument("--split", required=True, choices=("val", "test"))
+    p.add_argument("--mask-root", default=None,
+                   help="OpenImages: the folder holding OpenImages/<mask path> (wsolevaluation's dataset/)")
+    p.add_argument("--cam-curve-interval", type=float, default=0.001,
+                   help="CAM thresholds numpy.arange(0, 1, interval) (default 0.001)")
+    p.add_argument("--iou-thresholds", type=float, nargs="+", default=[30, 50, 70], metavar="PERCENT",
+                   help="IoU thresholds in percent (default 30 50 70)")
+    contour = p.add_mutually_exclusive_group()
+    contour.add_argument("--multi-contour", dest="multi_contour", action="store_true", default=True,
+                         help="a box per contour, the best one counts (MaxBoxAccV2; the default)")
+    contour.add_argument("--single-contour", dest="multi_contour", action="store_false",
+                         help="the box of the largest contour only (the original MaxBoxAcc)")
+    p.add_argument("--json", default=None, metavar="OUT", help="write the scores and curves as JSON here")
+    p.add_argument("--workers", type=int, default=1, help="processes scoring maps in parallel (default 1)")
+    p.add_argument("--strict", action="store_true",
+                   help="maps for image ids the metadata does not list are an error (else counted and reported)")
+    _add_debug(p)
+    p.set_defaults(func=_cmd_score)
 
 
 def _register_notebook(sub: argparse._SubParsersAction) -> None:
@@ -207,6 +258,7 @@ def _register_data(sub: argparse._SubParsersAction) -> None:
 SUBCOMMANDS: dict[str, Registrar] = {
     "train": _register_train,
     "evaluate": _register_evaluate,
+    "score": _register_score,
     "notebook": _register_notebook,
     "data": _register_data,
 }

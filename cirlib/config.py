@@ -46,7 +46,6 @@ __all__ = [
     "load_config",
     "load_yaml",
     "save_config",
-    "validate_choice",
 ]
 
 DATASETS: tuple[str, ...] = ("synthetic", "cub", "ilsvrc")

@@ -45,6 +45,7 @@ __all__ = [
     "load_reference_mask",
     "load_scoremap",
     "read_metadata",
+    "save_scoremap",
     "score_scoremaps",
     "scoremap_path",
 ]
@@ -158,6 +159,21 @@ def read_metadata(metadata_root: str | os.PathLike, dataset: str, split: str) ->
 def scoremap_path(scoremap_root: str | os.PathLike, image_id: str) -> Path:
     """``scoremap_root/<image_id>.npy``, where the reference reads (and ``inference.py`` writes) a map."""
     return Path(scoremap_root) / (image_id + ".npy")
+
+
+def save_scoremap(scoremap_root: str | os.PathLike, image_id: str, scoremap: np.ndarray) -> Path:
+    """Write one map to :func:`scoremap_path` as ``numpy.save`` does, atomically (a temporary name, then a rename)."""
+    path = scoremap_path(scoremap_root, image_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            np.save(handle, scoremap)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 def load_scoremap(path: Path, image_id: str) -> np.ndarray:

@@ -10,6 +10,10 @@ to the image size (``cv2.resize``, ``INTER_CUBIC``), then min-max normalisation 
 and streamed into :class:`cirlib.metrics.BoxEvaluator` (MaxBoxAcc, MaxBoxAccV2, Top-1/Top-5/
 GT-known Loc) and, when the dataset has masks, :class:`cirlib.metrics.PxAPEvaluator`.
 
+With ``save_maps`` every scored map is also written as ``<save_maps>/<image_id>.npy`` (float64,
+224 x 224 on the reference's inputs), the layout of the reference's ``inference.py`` that
+``cirlib score`` reads, so scoring the folder gives the same numbers.
+
 With several processes each rank evaluates its shard (:class:`ShardSampler`); the low-resolution
 maps and per-image results are gathered on rank 0, which scores them with the same code as a
 single process, so the numbers are identical.
@@ -18,6 +22,7 @@ single process, so the numbers are identical.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -27,14 +32,13 @@ from tqdm.auto import tqdm
 
 from cirlib.engine.distributed import broadcast_object, gather_objects, is_distributed, is_main_process
 from cirlib.maps import localization_maps
+from cirlib.scoring import save_scoremap
 
 __all__ = ["evaluate_model", "default_cam_thresholds", "progress_disabled"]
 
 
 def progress_disabled(progress: bool = True) -> bool:
     """Whether progress bars are off: ``progress=False``, ``TQDM_DISABLE`` set, or not rank 0."""
-    import os
-
     env = os.environ.get("TQDM_DISABLE", "").strip().lower()
     return (not progress) or env not in ("", "0", "false", "no") or not is_main_process()
 
@@ -77,8 +81,11 @@ def _collect_batch(model: nn.Module, batch: dict, device: torch.device, amp: boo
 class _Scorer:
     """Upsample, normalise and stream a batch of CAMs into the evaluators."""
 
-    def __init__(self, cam_thresholds: np.ndarray, iou_thresholds: Sequence[float]) -> None:
+    def __init__(self, cam_thresholds: np.ndarray, iou_thresholds: Sequence[float],
+                 save_maps: str | os.PathLike | None = None) -> None:
         from cirlib.metrics import BoxEvaluator, PxAPEvaluator
+
+        self.save_maps = save_maps
 
         self.box = BoxEvaluator(cam_thresholds=cam_thresholds, iou_thresholds=tuple(iou_thresholds))
         self.pxap = PxAPEvaluator()
@@ -89,6 +96,12 @@ class _Scorer:
 
     def update(self, rec: dict) -> None:
         maps = localization_maps(rec["cams"], rec["size"])
+        if self.save_maps is not None:
+            if len(rec["image_ids"]) != len(maps):
+                raise ValueError("evaluate_model(save_maps=...): the loader's batches carry no image_id, which "
+                                 "names each map's file; use a cirlib dataset (its items have image_id).")
+            for image_id, scoremap in zip(rec["image_ids"], maps):
+                save_scoremap(self.save_maps, str(image_id), scoremap)
         self.box.update(maps, rec["boxes"], top1_correct=rec["top1"], top5_correct=rec["top5"])
         if rec["masks"] is None:
             self.masks_everywhere = False
@@ -129,6 +142,7 @@ def evaluate_model(
     progress: bool = True,
     desc: str = "eval",
     return_curves: bool = False,
+    save_maps: str | os.PathLike | None = None,
 ) -> dict:
     """Evaluate classification and localization of ``model`` on ``loader``.
 
@@ -145,6 +159,7 @@ def evaluate_model(
         progress: show a tqdm bar (also off with ``TQDM_DISABLE`` and on ranks other than 0).
         desc: progress-bar label.
         return_curves: keep the BoxAcc curves in the result (large with interval 0.001).
+        save_maps: also write every scored map to ``save_maps/<image_id>.npy`` (``cirlib score`` input).
 
     Returns:
         ``{"top1", "top5", "maxboxacc": {"30", "50", "70"}, "maxboxacc_v2", "top1_loc",
@@ -155,7 +170,7 @@ def evaluate_model(
     thresholds = default_cam_thresholds(cam_interval) if cam_thresholds is None else np.asarray(cam_thresholds)
     was_training = model.training
     model.eval()
-    scorer = _Scorer(thresholds, iou_thresholds) if not is_distributed() else None
+    scorer = _Scorer(thresholds, iou_thresholds, save_maps) if not is_distributed() else None
     records: list[dict] = []
     try:
         for batch in tqdm(loader, desc=desc, leave=False, disable=progress_disabled(progress)):
@@ -171,7 +186,7 @@ def evaluate_model(
         gathered = gather_objects(records)
         result = None
         if is_main_process():
-            scorer = _Scorer(thresholds, iou_thresholds)
+            scorer = _Scorer(thresholds, iou_thresholds, save_maps)
             for rank_records in gathered:
                 for rec in rank_records:
                     scorer.update(rec)

@@ -9,7 +9,7 @@
 
 ``--set`` may be repeated (every group applies). Errors are one line, ``cirlib <command>: error:
 ...``, naming the key, file or parameter and the fix (exit code 2); ``--debug`` or ``CIRLIB_DEBUG=1``
-shows the traceback instead; Ctrl-C says how to resume and exits with 130.
+shows the traceback instead; Ctrl-C and SIGTERM say how to resume and exit with 130 and 143.
 
 The parser is built by :func:`build_parser` (nothing happens at import) from :data:`SUBCOMMANDS`,
 a dict ``name -> registrar(subparsers)``.
@@ -39,7 +39,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config.validate(source="--device")
     args.output_dir = config.resolved_output_dir()  # named by the Ctrl-C message
     rank = int(os.environ.get("RANK", "0"))  # fit() has closed the process group by now
-    result = fit(config, resume=args.resume, progress=not args.no_progress)
+    result = fit(config, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
     if rank == 0 and result.test is not None:
         print(json.dumps(_headline(result.test), indent=2))
     return 0
@@ -84,6 +84,16 @@ def _evaluation_split(args: argparse.Namespace, config) -> str:
     return args.split or config.eval.split
 
 
+def _checkpoint_position(path: str) -> dict:
+    """Where in training ``path`` was written (``trained``: said on stderr, stored with the metrics)."""
+    from cirlib.engine.checkpoint import checkpoint_position, checkpoint_summary, read_checkpoint
+
+    ckpt = read_checkpoint(path, mmap=True)
+    where = checkpoint_position(ckpt)
+    summary = checkpoint_summary(ckpt)
+    return {"trained": where, "epochs_completed": summary["epoch"], "global_step": summary["global_step"]}
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
@@ -96,6 +106,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     _check_evaluate_overrides(args.set)
     model, config = load_checkpoint(args.checkpoint, device="cpu")
+    position = _checkpoint_position(args.checkpoint)
     if args.set:
         config = config_from_dict(
             apply_overrides(config_to_dict(config), args.set), source=f"{args.checkpoint} with --set"
@@ -112,6 +123,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model.to(device)
         pin = config.data.pin_memory and device.type == "cuda"
         loader = build_eval_loader(dataset, config.data.eval_batch_size, config.data.num_workers, pin)
+        if is_main_process():
+            print(f"[cirlib] scoring {args.checkpoint}: {position['trained']}.", file=sys.stderr)
         metrics = evaluate_model(
             model,
             loader,
@@ -125,7 +138,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             save_maps=args.save_maps,
         )
         if is_main_process():
-            payload = {"checkpoint": str(args.checkpoint), "split": split, **metrics}
+            payload = {"checkpoint": str(args.checkpoint), **position, "split": split, **metrics}
             if args.out:
                 atomic_write_json(args.out, payload)
             print(json.dumps(_headline(metrics), indent=2))
@@ -148,7 +161,10 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train one experiment from a YAML config",
         description="Train a WSOL model. Writes config.yaml, last.pt, final.pt and metrics.json (and best.pt "
-        "when eval.val_split is set) in the run's output_dir. Under torchrun it uses DDP.",
+        "when eval.val_split is set) in the run's output_dir, which belongs to this run: it holds run.lock "
+        "while training (a second run there is refused), and a folder holding another run needs --resume or "
+        "--overwrite. Ctrl-C and SIGTERM stop at the next step with last.pt written (resume with --resume). "
+        "Under torchrun it uses DDP.",
         epilog="methods (model.method, from cirlib/methods/registry.py):\n" + describe_methods(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -157,7 +173,11 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
                    help="dotted overrides parsed as YAML, e.g. --set train.epochs=3 model.method=has "
                         "(repeatable: every --set group applies, later ones win)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from <output_dir>/last.pt (refused when the checkpoint's model differs)")
+                   help="continue the run in output_dir from its last.pt (refused when any config key but device "
+                        "and output_dir differs; a completed run is left as it is)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in output_dir (its config.yaml, checkpoints and metrics.json); "
+                        "without --resume or --overwrite a folder holding another run is refused")
     p.add_argument("--device", default=None, help="override config.device (auto, cpu, cuda, cuda:N)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (also TQDM_DISABLE=1)")
     _add_debug(p)
@@ -290,13 +310,9 @@ def one_line_error(exc: BaseException, context: str = "cli") -> str:
 
     if isinstance(exc, DeviceUnavailableError):
         return f"device {exc.requested!r} was asked for but {exc.what}. Use {CPU_HINTS[context]} (or auto)."
-    text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if text.startswith("Caught ") and "Original Traceback" in text and lines:
-        last = lines[-1]
-        head, sep, rest = last.partition(": ")
-        text = rest if sep and head.replace(".", "").replace("_", "").isalnum() else last
-        lines = [text]
+    from cirlib.utils.errors import error_lines
+
+    lines = error_lines(exc)
     if not lines:
         return type(exc).__name__
     line = lines[0]
@@ -310,15 +326,15 @@ def one_line_error(exc: BaseException, context: str = "cli") -> str:
     return line
 
 
-def _interrupted(args: argparse.Namespace) -> str:
+def _interrupted(args: argparse.Namespace, how: str = "") -> str:
     if args.command == "train":
         out = getattr(args, "output_dir", None)
         last = Path(out) / "last.pt" if out else None
         if last is None or not last.is_file():
-            return "interrupted before the first checkpoint was written; run the same command to start again."
-        return (f"interrupted. {last} holds the last checkpoint (end of epoch or every "
-                "train.checkpoint_every_steps steps): run the same command with --resume to continue.")
-    return "interrupted; nothing was written."
+            return f"interrupted{how} before the first checkpoint was written; run the same command to start again."
+        return (f"interrupted{how}. {last} holds the last checkpoint (the step it stopped at): run the same "
+                "command with --resume to continue.")
+    return f"interrupted{how}; nothing was written."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -326,18 +342,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Every error is one line ``cirlib <command>: error: ...`` naming the key, file or parameter and
     the fix (exit code 2; 1 for an unexpected error); ``--debug`` (or ``CIRLIB_DEBUG=1``) shows the
-    traceback instead. Ctrl-C prints how to resume and exits with 130.
+    traceback instead. Ctrl-C (SIGTERM) prints how to resume and exits with 130 (143).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False)) or os.environ.get("CIRLIB_DEBUG", "") not in ("", "0")
+    from cirlib.engine.signals import terminate_as_interrupt
+
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+        with terminate_as_interrupt():  # SIGTERM (Slurm, docker stop, kill) ends a command like Ctrl-C
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
         if debug:
             raise
-        print(f"cirlib {args.command}: {_interrupted(args)}", file=sys.stderr)
-        return 130
+        signum = getattr(exc, "signum", 2)
+        how = " (SIGTERM)" if signum == 15 else ""
+        print(f"cirlib {args.command}: {_interrupted(args, how)}", file=sys.stderr)
+        return 128 + signum
     except Exception as exc:  # noqa: BLE001 - every error becomes one line unless --debug
         if debug:
             raise

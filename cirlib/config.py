@@ -80,6 +80,15 @@ _YAML12_FLOAT = re.compile(
 YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
 
 
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """``", line L, column C: not valid YAML: <problem> (<context>)"``, one line (1-based line and column)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
 def load_yaml(text: str) -> Any:
     """Parse YAML text with :class:`YamlLoader` (safe, with YAML 1.2 numbers)."""
     return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - YamlLoader is a SafeLoader
@@ -329,7 +338,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
     try:
         value = load_yaml(raw) if raw.strip() != "" else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {item!r}: the value is not a valid YAML scalar ({exc}).") from exc
+        raise ConfigError(f"--set {item!r}: the value is not a valid YAML scalar ({yaml_error_text(exc)[2:]}).") from exc
     return key, value
 
 
@@ -417,7 +426,7 @@ def load_config(
         try:
             values = load_yaml(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+            raise ConfigError(f"{path}{yaml_error_text(exc)}") from exc
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(values).__name__}.")
     # Check the file on its own first so that its errors name the file.

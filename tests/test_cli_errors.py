@@ -7,6 +7,7 @@ before training starts where the input is known then).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -21,7 +22,7 @@ from cirlib.cli import build_parser, main
 from cirlib.config import ConfigError, load_config
 from cirlib.engine import fit, read_checkpoint
 from cirlib.engine.checkpoint import CheckpointError, check_same_model, load_model_state
-from cirlib.engine.fit import DataSplitError
+from cirlib.engine.fit import DataSplitError, EvaluationError
 from cirlib.runs import NotebookParameterError, experiment_config, validate_notebook_parameters
 from fixtures_data import make_cub_fixture, make_wsol_metadata_fixture
 
@@ -44,7 +45,7 @@ def _error_line(capsys) -> str:
 def _no_training(capture: list) -> None:
     """Replaces ``cirlib.engine.fit``: records the config instead of training."""
 
-    def fake_fit(config, resume=False, progress=True):
+    def fake_fit(config, resume=False, progress=True, overwrite=False):
         capture.append((config, resume))
         return cirlib.engine.RunResult(output_dir=None)
 
@@ -132,12 +133,24 @@ def test_3_resume_refuses_another_model_and_writes_nothing(has_run, change, key,
     assert after == before, "a refused resume must leave config.yaml and the checkpoints untouched"
 
 
-def test_3_resume_accepts_the_same_model_spelled_out(has_run):
-    config = load_config(TINY, FAST + [f"output_dir={has_run}", "model.method=has", "train.epochs=2",
-                                      "model.options.hide_prob=0.5"])  # 0.5 is HaS's default
+def test_3_resume_accepts_the_same_model_spelled_out(tmp_path, monkeypatch):
+    out = tmp_path / "has"
+    settings = FAST + [f"output_dir={out}", "model.method=has", "train.epochs=2"]
+    original = cirlib.engine.Trainer._train_epochs
+
+    def stop_after_one_epoch(self):  # an interrupted run: one epoch of two
+        self.tcfg = dataclasses.replace(self.tcfg, epochs=1)
+        original(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cirlib.engine.Trainer, "_train_epochs", stop_after_one_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(load_config(TINY, settings), progress=False)
+    monkeypatch.undo()
+    config = load_config(TINY, settings + ["model.options.hide_prob=0.5"])  # 0.5 is HaS's default
     result = fit(config, resume=True, progress=False)
     assert [h["epoch"] for h in result.history] == [1, 2]
-    stored = read_checkpoint(has_run / "final.pt")
+    stored = read_checkpoint(out / "final.pt")
     assert stored["model_options"]["method"]["hide_prob"] == 0.5
     assert stored["model_options"]["backbone"]["width"] == 8
 
@@ -290,7 +303,7 @@ def test_6_a_run_that_could_not_evaluate_is_not_completed(tmp_path, monkeypatch)
 
     monkeypatch.setattr(cirlib.engine.Trainer, "evaluate", evaluate)
     out = tmp_path / "run"
-    with pytest.raises(OSError):
+    with pytest.raises(EvaluationError, match="final.pt holds the trained weights.*Cannot decode image x.jpg"):
         fit(load_config(TINY, FAST + [f"output_dir={out}"]), progress=False)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "failed: evaluation" and metrics["test"] is None
@@ -482,7 +495,7 @@ def test_9_disk_full_reports_the_first_error_and_keeps_the_old_file(tmp_path, mo
 
 
 def test_9_ctrl_c_says_how_to_resume(monkeypatch, tmp_path, capsys):
-    def interrupted(config, resume=False, progress=True):
+    def interrupted(config, resume=False, progress=True, overwrite=False):
         if config.train.epochs > 1:  # "interrupted" after the first checkpoint
             Path(config.output_dir).mkdir(parents=True)
             (Path(config.output_dir) / "last.pt").write_bytes(b"")

@@ -314,7 +314,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``cirlib data export`` to the ``cirlib`` parser (a :data:`cirlib.cli.SUBCOMMANDS` registrar)."""
-    data = sub.add_parser("data", help="dataset tools: export the synthetic data in the CUB / wsolevaluation layouts",
+    data = sub.add_parser("data", help="dataset tools: export the synthetic data in the CUB / wsolevaluation layouts, check images",
                           description="Dataset tools.")
     data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     data_sub.required = True
@@ -338,3 +338,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_export)
+    from cirlib.data.check import register_check
+
+    register_check(data_sub)

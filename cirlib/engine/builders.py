@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Subset
 from cirlib.config import ExperimentConfig
 from cirlib.data.builders import base_dataset
 from cirlib.engine.distributed import ResumableDistributedSampler, ShardSampler
+from cirlib.engine.signals import ignore_stop_signals_in_worker
 
 __all__ = [
     "base_dataset",
@@ -102,6 +103,7 @@ def build_train_loader(
         collate_fn=_collate(),
         generator=generator,
         persistent_workers=False,
+        worker_init_fn=ignore_stop_signals_in_worker if num_workers else None,
     )
 
 
@@ -114,6 +116,7 @@ def build_eval_loader(dataset, batch_size: int, num_workers: int = 0, pin_memory
         num_workers=num_workers,
         pin_memory=pin_memory,
         collate_fn=_collate(),
+        worker_init_fn=ignore_stop_signals_in_worker if num_workers else None,
     )
 
 

@@ -26,10 +26,13 @@ __all__ = [
     "CheckpointError",
     "capture_rng_state",
     "check_same_model",
+    "check_same_run",
+    "checkpoint_position",
     "load_checkpoint",
     "load_model_state",
     "read_checkpoint",
     "restore_rng_state",
+    "run_differences",
 ]
 
 CHECKPOINT_FORMAT = "cirlib-checkpoint-v1"
@@ -76,12 +79,16 @@ def _safe_globals() -> list:
     return types
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict:
     """Load a checkpoint dict, with a one-line error when the file is missing, damaged or not ours.
 
     The file is read with ``torch.load(weights_only=True)`` (tensors, plain containers and NumPy's
-    RNG state only), so a foreign file cannot run pickled code.
+    RNG state only, :func:`cirlib.utils.io.load_torch_file`), so a foreign file cannot run pickled
+    code: it is refused with a message that says so. ``mmap=True`` maps the tensors instead of
+    reading them (a cheap look at the stored config and position).
     """
+    from cirlib.utils.io import TorchFileError, load_torch_file
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -89,13 +96,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             "with eval.val_split) in its output_dir (see `cirlib train --help`)."
         )
     try:
-        with torch.serialization.safe_globals(_safe_globals()):
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types; re-raised with the file named
-        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        ckpt = load_torch_file(path, map_location=map_location, safe_globals=_safe_globals(), mmap=mmap)
+    except TorchFileError as exc:
         raise CheckpointError(
-            f"Cannot read checkpoint {path}: {first[:200]}. It is damaged (an interrupted copy?) or not a "
-            "cirlib checkpoint; use a last.pt / best.pt / final.pt written by `cirlib train`."
+            f"Cannot read checkpoint {path}: {exc.reason}. Use a last.pt / best.pt / final.pt written by "
+            "`cirlib train`."
         ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
@@ -117,51 +122,130 @@ def load_model_state(model: nn.Module, state: dict, path: str | os.PathLike) -> 
     model.load_state_dict(state)
 
 
-def check_same_model(ckpt: dict, config: ExperimentConfig, model: nn.Module | None, path: str | os.PathLike) -> None:
-    """Refuse to continue ``ckpt`` with a model that differs from the one it was trained with.
+#: Config keys a run may change when it is resumed: where it runs and where its folder is.
+RESUME_FREE_KEYS = ("device", "output_dir")
 
-    Compares the whole model section of the config (method, arch, num_classes, pretrained, every
-    option) and ``data.image_size``; when the checkpoint stores the model's resolved options
-    (defaults included, see :func:`cirlib.methods.resolved_model_options`) those are compared, so
-    writing a default value out does not count as a change.
 
-    Raises:
-        CheckpointError: naming the first differing key, both values and the fix.
+def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 0.1}}`` -> ``{"train.lr": 0.1}`` (free ``options`` dicts flattened too)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def run_differences(
+    stored_config: dict, config: ExperimentConfig, stored_options: dict | None = None,
+    options_now: dict | None = None, every_key: bool = True,
+) -> list[tuple[str, Any, Any]]:
+    """The ``(key, stored value, value now)`` that make ``config`` another run than the stored one.
+
+    Model keys come first, then ``data.image_size``, then (``every_key``) every other key but
+    :data:`RESUME_FREE_KEYS`. When both resolved model options are known
+    (:func:`cirlib.methods.resolve_model_options`, what checkpoints store as ``model_options``) they
+    are compared instead of ``model.options`` as written, so restating a default is no difference.
+    A stored config missing a key (written before that key existed) compares with its default.
     """
     from cirlib.config import config_to_dict
 
-    stored_cfg = ckpt.get("config") or {}
-    stored = dict(stored_cfg.get("model") or {})
-    current = config_to_dict(config)["model"]
+    try:
+        stored = config_to_dict(config_from_dict(stored_config, source="<stored config>", validate=False))
+    except (ValueError, TypeError):
+        stored = dict(stored_config)
+    then, now = _flatten(stored), _flatten(config_to_dict(config))
+    resolved = bool(stored_options and options_now)
     differences: list[tuple[str, Any, Any]] = []
-    resolved_stored = ckpt.get("model_options")
-    resolved_now = getattr(model, "resolved_options", None) if model is not None else None
-    keys = ["method", "arch", "pretrained"]
-    if not (resolved_stored and resolved_now):  # an older checkpoint: compare the options as written
-        keys.append("options")
-    for key in keys:
-        then, now = stored.get(key), current.get(key)
-        if then != now and not (key == "options" and not then and not now):
-            differences.append((f"model.{key}", then, now))
-    stored_classes = ckpt.get("num_classes")
-    now_classes = getattr(model, "num_classes", None) if model is not None else current.get("num_classes")
-    if stored_classes and now_classes and int(stored_classes) != int(now_classes):
-        differences.append(("model.num_classes", stored_classes, now_classes))
-    if resolved_stored and resolved_now:
+
+    def compare(key: str) -> None:
+        a, b = then.get(key), now.get(key)
+        if a != b and not (a in (None, {}) and b in (None, {})):
+            differences.append((key, a, b))
+
+    for key in ("model.method", "model.arch", "model.pretrained") + (("model.num_classes",) if every_key else ()):
+        compare(key)
+    if resolved:
         for part in ("method", "backbone"):
-            a, b = resolved_stored.get(part) or {}, resolved_now.get(part) or {}
+            a, b = stored_options.get(part) or {}, options_now.get(part) or {}
             for name in sorted(set(a) | set(b)):
                 if a.get(name) != b.get(name):
                     differences.append((f"model.options.{name}", a.get(name), b.get(name)))
-    size_then = (stored_cfg.get("data") or {}).get("image_size")
-    if size_then is not None and size_then != config.data.image_size:
-        differences.append(("data.image_size", size_then, config.data.image_size))
+    elif (stored.get("model") or {}).get("options") or config.model.options:
+        if (stored.get("model") or {}).get("options") != config.model.options:
+            differences.append(("model.options", (stored.get("model") or {}).get("options"), config.model.options))
+    compare("data.image_size")
+    if every_key:
+        for key in sorted(set(then) | set(now)):
+            if key.startswith("model.") or key == "data.image_size" or key in RESUME_FREE_KEYS:
+                continue
+            compare(key)
+    return differences
+
+
+def describe_differences(differences: list[tuple[str, Any, Any]], limit: int = 3) -> str:
+    """``"train.lr=0.02 -> 0.005, seed=0 -> 1 (and 2 more)"``."""
+    shown = ", ".join(f"{key}={then!r} -> {now!r}" for key, then, now in differences[:limit])
+    more = len(differences) - limit
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def _model_options_now(config: ExperimentConfig, model: nn.Module | None) -> dict | None:
+    if model is not None:
+        return getattr(model, "resolved_options", None)
+    from cirlib.methods import resolve_model_options
+
+    try:
+        return resolve_model_options(config.model.method, config.model.arch, config.data.image_size,
+                                     **config.model.options)
+    except (ValueError, TypeError):
+        return None  # building the model reports it
+
+
+def check_same_model(ckpt: dict, config: ExperimentConfig, model: nn.Module | None, path: str | os.PathLike) -> None:
+    """Refuse to load ``ckpt`` into a model that differs from the one it was trained with.
+
+    Compares the whole model section of the config (method, arch, num_classes, pretrained, every
+    option) and ``data.image_size`` (:func:`run_differences` without ``every_key``); when the
+    checkpoint stores the model's resolved options (defaults included, see
+    :func:`cirlib.methods.resolved_model_options`) those are compared, so writing a default value out
+    does not count as a change.
+
+    Raises:
+        CheckpointError: naming the differing keys, both values and the fix.
+    """
+    _refuse_differences(ckpt, config, model, path, every_key=False)
+
+
+def check_same_run(ckpt: dict, config: ExperimentConfig, model: nn.Module | None, path: str | os.PathLike) -> None:
+    """Refuse to resume ``ckpt`` under a config that is not its run's: every key is compared
+    (:func:`run_differences`) except :data:`RESUME_FREE_KEYS`, the model options resolved.
+
+    A resumed run must end as the uninterrupted run of its config would, so a changed ``seed``,
+    ``train.lr`` or ``train.epochs`` is another run: train it in another folder (or ``--overwrite``).
+
+    Raises:
+        CheckpointError: naming the differing keys, both values and the fix.
+    """
+    _refuse_differences(ckpt, config, model, path, every_key=True)
+
+
+def _refuse_differences(ckpt: dict, config: ExperimentConfig, model: nn.Module | None, path, every_key: bool) -> None:
+    stored_options = ckpt.get("model_options")
+    differences = run_differences(ckpt.get("config") or {}, config, stored_options,
+                                  _model_options_now(config, model) if stored_options else None, every_key)
+    stored_classes = ckpt.get("num_classes")
+    now_classes = getattr(model, "num_classes", None) if model is not None else config.model.num_classes
+    if stored_classes and now_classes and int(stored_classes) != int(now_classes):
+        if not any(key == "model.num_classes" for key, _, _ in differences):
+            differences.insert(0, ("model.num_classes", stored_classes, now_classes))
     if differences:
-        key, then, now = differences[0]
-        more = f" (and {len(differences) - 1} more difference(s))" if len(differences) > 1 else ""
         raise CheckpointError(
-            f"Cannot resume from {path}: it was trained with {key}={then!r} but the config says {now!r}{more}. "
-            "Resume with the run's own settings (its config.yaml), or use another output_dir / drop --resume."
+            f"Cannot resume from {path}: it was trained with another config: {describe_differences(differences)}. "
+            "Resume with the run's own settings (its config.yaml), or start this one with --overwrite or in "
+            "another output_dir."
         )
 
 
@@ -205,3 +289,22 @@ def load_checkpoint(
 def checkpoint_summary(ckpt: dict) -> dict[str, Any]:
     """Position of a checkpoint in training, for messages."""
     return {k: ckpt.get(k) for k in ("epoch", "step_in_epoch", "global_step", "kind")}
+
+
+def checkpoint_position(ckpt: dict) -> str:
+    """Where in training a checkpoint was written, in words (what ``cirlib evaluate`` scores).
+
+    ``epoch`` counts finished epochs; a mid-epoch checkpoint is ``step_in_epoch`` steps into the next.
+    """
+    epochs = ((ckpt.get("config") or {}).get("train") or {}).get("epochs")
+    done, step, total = int(ckpt.get("epoch") or 0), int(ckpt.get("step_in_epoch") or 0), ckpt.get("global_step")
+    of = f"/{epochs}" if epochs else ""
+    if step:
+        where = f"epoch {done + 1}{of}, step {step} of that epoch (global step {total}): a mid-epoch checkpoint"
+    else:
+        where = f"the end of epoch {done}{of} (global step {total})"
+    if ckpt.get("kind") == "final":
+        return f"the final model, {where}"
+    if epochs and done >= int(epochs) and not step:
+        return f"the last epoch, {where}"
+    return f"{where}, not the end of training"

@@ -28,7 +28,7 @@ from cirlib.engine.builders import base_dataset, build_optimizer, build_schedule
 from cirlib.engine.checkpoint import (
     CHECKPOINT_FORMAT,
     capture_rng_state,
-    check_same_model,
+    check_same_run,
     load_model_state,
     read_checkpoint,
     restore_rng_state,
@@ -45,6 +45,7 @@ from cirlib.engine.distributed import (
     is_main_process,
 )
 from cirlib.engine.evaluation import evaluate_model, progress_disabled
+from cirlib.engine.signals import Interrupted, StopSignals
 from cirlib.utils import atomic_torch_save, atomic_write_json, resolve_device
 from cirlib.utils.memory import keep_freed_cpu_memory
 
@@ -157,6 +158,10 @@ class Trainer:
         self.history: list[dict] = []
         self.best: dict | None = None
         self.last_checkpoint: Path | None = None
+        self.checkpoint_step: int | None = None  # global step of last.pt
+        self.signals = StopSignals()
+        self._in_step = False  # inside an optimisation step: its state is not one to checkpoint
+        self._stop_agreed = False  # every rank saw a stop request (see _train_step)
 
     # --------------------------------------------------------------- checkpoints
 
@@ -216,6 +221,7 @@ class Trainer:
         path = atomic_torch_save(state, self.output_dir / name)
         if name == "last.pt":
             self.last_checkpoint = path
+            self.checkpoint_step = self.global_step
         return path
 
     def load_state(self, ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> None:
@@ -240,9 +246,10 @@ class Trainer:
         if path is None or not path.is_file():
             return False
         ckpt = read_checkpoint(path, map_location=self.device)
-        check_same_model(ckpt, self.config, self.model, path)
+        check_same_run(ckpt, self.config, self.model, path)
         self.load_state(ckpt, path)
         self.last_checkpoint = path
+        self.checkpoint_step = self.global_step
         self.log(
             f"Resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}/{self.steps_per_epoch} "
             f"(global step {self.global_step})."
@@ -291,8 +298,13 @@ class Trainer:
             self.train_loader.generator.manual_seed(self.config.seed * 100003 + self.epoch)
 
     def _check_finite(self, loss: torch.Tensor) -> None:
-        bad = torch.tensor([0.0 if bool(torch.isfinite(loss.detach()).all()) else 1.0], device=self.device)
-        if float(all_reduce_sum(bad).item()) == 0.0:
+        """Stop on a non-finite loss (any rank) before the step changes the weights; the same all-reduce
+        tells every rank whether any has a deferred Ctrl-C / SIGTERM (acted on at the next step)."""
+        bad = 0.0 if bool(torch.isfinite(loss.detach()).all()) else 1.0
+        stop = 1.0 if self.signals.pending is not None else 0.0
+        flags = all_reduce_sum(torch.tensor([bad, stop], device=self.device)).tolist()
+        self._stop_agreed = flags[1] > 0
+        if flags[0] == 0.0:
             return
         where = (
             f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1}/{self.steps_per_epoch} "
@@ -310,6 +322,33 @@ class Trainer:
         self.write_metrics("stopped: non-finite loss", extra={"error": message})
         raise NonFiniteLossError(message)
 
+    def _stop_for_signal(self) -> None:
+        """A deferred Ctrl-C / SIGTERM: checkpoint this step boundary, then raise :class:`Interrupted`."""
+        signum = self.signals.pending if self.signals.pending is not None else 2
+        self.log(f"{Interrupted(signum).name}: stopping at epoch {self.epoch + 1}, step "
+                 f"{self.step_in_epoch}/{self.steps_per_epoch}; writing last.pt.")
+        raise Interrupted(signum)
+
+    def _save_interrupted(self) -> None:
+        """After an interruption between steps: ``last.pt`` of this step (unless it holds it already) and
+        ``metrics.json`` saying ``"interrupted"``."""
+        if self.global_step != self.checkpoint_step:
+            self.save_checkpoint("last.pt", kind="mid-epoch" if self.step_in_epoch else "epoch")
+        self.write_metrics("interrupted")
+
+    def stop_on_signals(self) -> StopSignals:
+        """The context in which Ctrl-C and SIGTERM stop this run cleanly (see :mod:`cirlib.engine.signals`)."""
+        return self.signals
+
+    def epoch_start_lr(self) -> float:
+        """The learning rate of the current epoch's first step: what ``metrics.json`` records per epoch,
+        the same after a resume mid-epoch: the per-step schedule at the epoch's first step,
+        ``base_lr * factor(epoch * steps_per_epoch)`` (see :func:`cirlib.engine.builders.build_scheduler`)."""
+        lambdas = getattr(self.scheduler, "lr_lambdas", None)
+        if lambdas:
+            return self.scheduler.base_lrs[0] * lambdas[0](self.epoch * self.steps_per_epoch)
+        return self.optimizer.param_groups[0]["lr"]
+
     # --------------------------------------------------------------- training
 
     def train_one_epoch(self) -> dict:
@@ -324,32 +363,44 @@ class Trainer:
             leave=False,
             disable=progress_disabled(self.progress),
         )
-        for batch in self.train_loader:
-            images = batch["image"].to(self.device, non_blocking=True)
-            labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
-            if self.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            boxes = None
-            if self.needs_boxes:  # only models that say so get the GT boxes (see WSOLModel.needs_boxes)
-                boxes = [torch.as_tensor(b, dtype=torch.float32).to(self.device) for b in batch["boxes"]]
-            with self._autocast():
-                out = self.loss_module(images, labels, boxes)
-            loss = out["loss"]
-            self._check_finite(loss)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            self.step_in_epoch += 1
-            self.global_step += 1
-            self._accumulate(out, labels)
-            if (self.step_in_epoch % self.tcfg.log_every == 0) or self.step_in_epoch == self.steps_per_epoch:
-                bar.set_postfix(loss=f"{self.stats['loss_sum'] / max(1, self.stats['n']):.4f}")
-            bar.update(1)
-            if every and self.global_step % every == 0 and self.step_in_epoch < self.steps_per_epoch:
-                self.save_checkpoint("last.pt", kind="mid-epoch")
+        with self.signals.deferred():
+            for batch in self.train_loader:
+                self._train_step(batch, bar, every)
         bar.close()
         return self._epoch_stats()
+
+    def _train_step(self, batch: dict, bar, every: int) -> None:
+        """One optimisation step. A deferred Ctrl-C / SIGTERM stops the run here, before the forward pass
+        touches anything (BatchNorm statistics, random streams), so ``last.pt`` is exactly this step
+        boundary. Under DDP every rank stops at the same step: the flag travels with the all-reduce of
+        :meth:`_check_finite`, so a signal is acted on one step later there."""
+        if self._stop_agreed or (not is_distributed() and self.signals.pending is not None):
+            self._stop_for_signal()
+        self._in_step = True
+        images = batch["image"].to(self.device, non_blocking=True)
+        labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        boxes = None
+        if self.needs_boxes:  # only models that say so get the GT boxes (see WSOLModel.needs_boxes)
+            boxes = [torch.as_tensor(b, dtype=torch.float32).to(self.device) for b in batch["boxes"]]
+        with self._autocast():
+            out = self.loss_module(images, labels, boxes)
+        loss = out["loss"]
+        self._check_finite(loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step_in_epoch += 1
+        self.global_step += 1
+        self._accumulate(out, labels)
+        if (self.step_in_epoch % self.tcfg.log_every == 0) or self.step_in_epoch == self.steps_per_epoch:
+            bar.set_postfix(loss=f"{self.stats['loss_sum'] / max(1, self.stats['n']):.4f}")
+        bar.update(1)
+        if every and self.global_step % every == 0 and self.step_in_epoch < self.steps_per_epoch:
+            self.save_checkpoint("last.pt", kind="mid-epoch")
+        self._in_step = False
 
     def _accumulate(self, out: dict, labels: torch.Tensor) -> None:
         n = int(labels.shape[0])
@@ -415,10 +466,15 @@ class Trainer:
     def fit(self, resume: bool = False, final_status: str = "completed") -> RunResult:
         """Train for ``train.epochs`` epochs (from the last checkpoint with ``resume=True``).
 
-        With ``resume=True`` the checkpoint is checked against this model first (see
-        :func:`cirlib.engine.checkpoint.check_same_model`); nothing, ``config.yaml`` included, is
-        written before that check passes. ``final_status`` is what ``metrics.json`` says at the end
-        (:func:`fit` passes ``"evaluating"`` and writes ``"completed"`` once the test split is scored).
+        With ``resume=True`` the checkpoint is checked against this run's config first, every key
+        but ``device`` and ``output_dir`` (:func:`cirlib.engine.checkpoint.check_same_run`); nothing,
+        ``config.yaml`` included, is written before that check passes. ``final_status`` is what
+        ``metrics.json`` says at the end (:func:`fit` passes ``"evaluating"`` and writes
+        ``"completed"`` once the test split is scored).
+
+        Ctrl-C and SIGTERM stop the run at the next step boundary: ``last.pt`` is written there,
+        ``metrics.json`` says ``"interrupted"`` and :class:`cirlib.engine.signals.Interrupted` (a
+        ``KeyboardInterrupt``) is raised; ``--resume`` continues exactly from that step.
         """
         if resume and not self.resume():
             self.log(f"resume asked for but there is no checkpoint in {self.output_dir}; starting from scratch.")
@@ -426,9 +482,25 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.output_dir / "config.yaml")
         barrier()
+        with self.signals:
+            try:
+                self._train_epochs()
+            except KeyboardInterrupt:
+                if not self._in_step:  # a state between steps: worth a checkpoint
+                    self._save_interrupted()
+                else:
+                    self.write_metrics("interrupted")
+                raise
+        self.save_checkpoint("final.pt", kind="final")
+        path = self.write_metrics(final_status)
+        return RunResult(
+            output_dir=self.output_dir, history=self.history, best=self.best, metrics_path=path, model=self.model
+        )
+
+    def _train_epochs(self) -> None:
         while self.epoch < self.tcfg.epochs:
             start = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
+            lr = self.epoch_start_lr()
             train_stats = self.train_one_epoch()
             entry: dict[str, Any] = {"epoch": self.epoch + 1, "lr": lr, "train": train_stats}
             evaluate_now = (
@@ -461,8 +533,7 @@ class Trainer:
                 val = entry["val"]
                 msg += f", val top-1 {val['top1']:.1f}, MaxBoxAccV2 {val.get('maxboxacc_v2', float('nan')):.1f}"
             self.log(msg)
-        self.save_checkpoint("final.pt", kind="final")
-        path = self.write_metrics(final_status)
-        return RunResult(
-            output_dir=self.output_dir, history=self.history, best=self.best, metrics_path=path, model=self.model
-        )
+            # A signal during the epoch's last step was deferred past the loop: stop here (all ranks).
+            pending = 1.0 if self.signals.pending is not None else 0.0
+            if float(all_reduce_sum(torch.tensor([pending], device=self.device)).item()) > 0:
+                self._stop_for_signal()

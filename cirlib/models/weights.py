@@ -104,7 +104,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file holds no state dict.
+        ValueError: the file holds no state dict, is damaged or not a ``torch.save`` file, or holds
+            pickled code (refused unrun, :func:`cirlib.utils.io.load_torch_file`).
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -112,7 +113,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"Weights file {str(path)!r} not found. pretrained must be None, 'imagenet' or the path "
             "of an existing .pth state dict."
         )
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    from cirlib.utils.io import TorchFileError, load_torch_file
+
+    try:
+        obj = load_torch_file(path, map_location="cpu")
+    except TorchFileError as exc:
+        raise ValueError(
+            f"Cannot read the weights file {str(path)!r} (model.pretrained): {exc.reason}. pretrained must be "
+            "None, 'imagenet' or a state dict saved with torch.save(model.state_dict(), path)."
+        ) from exc
     for key in ("state_dict", "model", "model_state_dict", "model_state"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]

@@ -97,6 +97,7 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
     import json
 
     from cirlib.engine import fit, load_checkpoint, read_checkpoint
+    from cirlib.engine.run_folder import RUN_FILES
 
     run_dir = config.resolved_output_dir()
     final = run_dir / "final.pt"
@@ -122,10 +123,12 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
         with open(metrics_path) as handle:
             metrics = json.load(handle)
         return TrainedModel(model, metrics.get("test") or {}, run_dir, config, reused=True)
-    resume = not retrain and (run_dir / "last.pt").is_file()
-    _announce_training(config, run_dir, resuming=resume)
+    # Whatever this config's run left in the folder is continued (fit refuses another config's files);
+    # retrain replaces it.
+    resume = not retrain and any((run_dir / name).is_file() for name in RUN_FILES)
+    _announce_training(config, run_dir, resuming=resume and (run_dir / "last.pt").is_file())
     with _cpu_threads(CPU_TRAIN_THREADS if run_device(config).type == "cpu" else None):
-        result = fit(config, resume=resume, progress=progress)
+        result = fit(config, resume=resume, progress=progress, overwrite=retrain)
     if fingerprint and result.output_dir is not None:
         atomic_write_text(fingerprint_path, fingerprint + "\n")
     model = result.model

@@ -7,6 +7,7 @@ from typing import Any
 
 from cirlib.config import DATASETS
 from cirlib.utils.choices import validate_choice
+from cirlib.utils.io import folder_problem
 
 __all__ = ["NOTEBOOK_PARAMETERS", "NotebookParameterError", "validate_notebook_parameters"]
 
@@ -86,6 +87,14 @@ def validate_notebook_parameters(parameters: dict[str, Any]) -> None:
             raise _bad("PATCH_SIZES", values["PATCH_SIZES"], NOTEBOOK_PARAMETERS["PATCH_SIZES"][1])
     if "OUTPUT_DIR" in values and not values["OUTPUT_DIR"].strip():
         raise _bad("OUTPUT_DIR", values["OUTPUT_DIR"], "a folder path, not empty")
+    for name in ("OUTPUT_DIR", "FIGURES_DIR"):  # written at the last cells: checked at the first
+        if values.get(name, "").strip():
+            problem = folder_problem(values[name])
+            if problem is not None:
+                raise NotebookParameterError(
+                    f"notebook parameter {name}={values[name]!r} {problem} (relative paths start at "
+                    f"{Path.cwd()}). Give a folder you can write to."
+                )
     if "VAL_SPLIT" in values and values["VAL_SPLIT"] not in ("", "val", "none"):
         raise _bad("VAL_SPLIT", values["VAL_SPLIT"], NOTEBOOK_PARAMETERS["VAL_SPLIT"][1])
     if "DATA" in values:
@@ -117,4 +126,9 @@ def validate_notebook_parameters(parameters: dict[str, Any]) -> None:
             raise NotebookParameterError(
                 f"notebook parameter DATA_ROOT={root!r} does not exist. See README, 'Paper scale', for the "
                 "expected layout."
+            )
+        if not Path(root).is_dir():
+            raise NotebookParameterError(
+                f"notebook parameter DATA_ROOT={root!r} is a file; it must be the dataset folder (the one "
+                "holding images/ or metadata/, see README, 'Paper scale')."
             )

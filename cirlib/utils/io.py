@@ -19,7 +19,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["AtomicWriteError", "atomic_torch_save", "atomic_write_json", "atomic_write_text", "default_file_mode"]
+__all__ = [
+    "AtomicWriteError",
+    "TorchFileError",
+    "atomic_torch_save",
+    "atomic_write_json",
+    "atomic_write_text",
+    "default_file_mode",
+    "folder_problem",
+    "load_torch_file",
+]
 
 _UMASK_LOCK = threading.Lock()
 
@@ -129,3 +138,90 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
+
+
+class TorchFileError(ValueError):
+    """A file could not be read by :func:`load_torch_file`; ``reason`` says why in words (no torch jargon)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"Cannot read {path}: {reason}.")
+
+
+def load_torch_file(
+    path: str | os.PathLike, map_location: Any = "cpu", safe_globals: list | tuple = (), mmap: bool = False
+) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, so no pickled code runs.
+
+    torch's warning about an unusual pickle protocol is not printed (the error below says what
+    matters). ``mmap=True`` maps the tensors instead of reading them (a cheap look at a big checkpoint's
+    config); a file of torch's older, non-zip format is then read normally.
+
+    Raises:
+        TorchFileError: the file holds pickled code or objects (refused, nothing ran), or it is damaged
+            or not a ``torch.save`` file; ``reason`` says which.
+    """
+    import warnings
+
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*pickle protocol", category=UserWarning)
+            with torch.serialization.safe_globals(list(safe_globals)):
+                try:
+                    return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+                except RuntimeError as exc:
+                    if not (mmap and "mmap" in str(exc)):
+                        raise
+                    return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types; each becomes one reason
+        raise TorchFileError(path, torch_load_failure(exc)) from exc
+
+
+def torch_load_failure(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in one clause.
+
+    A file that asks to import a function or class (``GLOBAL posix.system``) holds pickled code or
+    objects: it was refused before anything in it ran. Anything else (random bytes, a truncated zip)
+    is a damaged file or not one written by ``torch.save``.
+    """
+    import re
+
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global[s]? '?([\w.]+)'?", text)
+    if "Weights only load failed" in text and found is not None:
+        return (f"it holds pickled code or objects ({found.group(1)}) and was refused: only tensors and plain "
+                "containers are read (weights_only), so nothing in it ran")
+    return "it is damaged (a truncated or interrupted copy?) or not a file written by torch.save"
+
+
+def folder_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot serve as a folder to write in (``None`` when it can), leaving nothing behind.
+
+    The path must be a folder or not exist yet; its nearest existing ancestor must be a folder in
+    which a file can be created. That is tried for real (a temporary file, removed at once), because
+    permission bits do not tell: root writes through them, and an immutable folder (``chattr +i``)
+    or a read-only mount refuses root too.
+
+    Returns:
+        ``"is a file, not a folder"``, ``"cannot be created: X is a file"``,
+        ``"is not writable (X: reason)"`` or ``None``.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return "is a file, not a folder"
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"cannot be created: {probe} is a file"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"is not writable ({probe} does not allow writing)"
+    try:
+        fd, name = tempfile.mkstemp(prefix=".cirlib-write-test.", dir=probe)
+    except OSError as exc:
+        return f"is not writable ({probe}: {exc.strerror or exc})"
+    os.close(fd)
+    os.unlink(name)
+    return None

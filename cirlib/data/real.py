@@ -19,7 +19,7 @@ Anything further out is an error naming the file, the line, the box and the imag
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +64,7 @@ def _read_lines(path: Path, layout: str) -> list[tuple[int, str]]:
     if not path.is_file():
         raise FileNotFoundError(f"Missing metadata file {path}. Expected layout:\n{layout}")
     out = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # "-sig": a UTF-8 byte-order mark is not part of line 1
         for number, raw in enumerate(handle, start=1):
             text = raw.rstrip("\r\n")
             if text.strip():
@@ -96,10 +96,36 @@ def _number(path: Path, number: int, text: str, value: str, kind: type, what: st
         raise DatasetFormatError(path, number, f"{what} {value!r} is not a valid {kind.__name__}", text) from None
 
 
+def case_mismatch(path: Path) -> Path | None:
+    """A file beside ``path`` whose name differs from it only in letter case (``x.JPG`` for ``x.jpg``).
+
+    File names are case-sensitive on Linux, and archives copied from other systems often change
+    an extension's case; the error then names the file that is there.
+    """
+    folder = path.parent
+    if not folder.is_dir():
+        return None
+    wanted = path.name.lower()
+    try:
+        return next((entry for entry in folder.iterdir() if entry.name.lower() == wanted), None)
+    except OSError:
+        return None
+
+
+def _missing_image(path: Path) -> FileNotFoundError:
+    other = case_mismatch(path)
+    if other is not None:
+        return FileNotFoundError(
+            f"Image file {path} is listed in the metadata but does not exist; {other.name} is there, which "
+            "differs only in letter case (file names are case-sensitive): rename the files or fix the metadata."
+        )
+    return FileNotFoundError(f"Image file {path} is listed in the metadata but does not exist.")
+
+
 def _image_size(path: Path) -> tuple[int, int]:
     """``(W, H)`` from the image header, without decoding the pixels (fast), or a one-line error."""
     if not path.is_file():
-        raise FileNotFoundError(f"Image file {path} is listed in the metadata but does not exist.")
+        raise _missing_image(path)
     try:
         with Image.open(path) as img:
             return img.size
@@ -107,12 +133,42 @@ def _image_size(path: Path) -> tuple[int, int]:
         raise ImageDecodeError(f"Cannot decode image {path}: {exc}. Re-download or remove it from the metadata.") from exc
 
 
+#: PIL modes of 16-bit samples (``I`` is how PIL opens a 16-bit greyscale PNG or TIFF on some versions).
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def to_rgb8(img: Image.Image) -> np.ndarray:
+    r"""The ``(H, W, 3)`` uint8 RGB pixels of an image of any PIL mode.
+
+    PIL's ``convert("RGB")`` clips 16-bit greyscale at 255, so a 16-bit PNG would come out black
+    and white. Those modes are scaled instead, to the nearest 8-bit level:
+    :math:`v_8 = \operatorname{round}(v_{16} / 257)` (the inverse of the usual
+    :math:`v_{16} = 257\, v_8`; ``I`` values are clipped to the 16-bit range first). Float images
+    (``F``) are read as :math:`[0, 1]` when no value exceeds 1 (scaled by 255), as :math:`[0, 255]`
+    otherwise; both are clipped. Every other mode (``1``, ``L``, ``LA``, ``P``, ``PA``, ``RGBA``,
+    ``CMYK``, ``YCbCr``, ``LAB``, ...) goes through ``convert("RGB")``, which drops alpha and maps
+    palettes.
+    """
+    if img.mode in SIXTEEN_BIT_MODES:
+        values = np.clip(np.asarray(img).astype(np.int64), 0, 65535)
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
+    elif img.mode == "F":
+        values = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0)
+        if values.size and values.max() <= 1.0:
+            values = values * 255.0
+        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    else:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
 def _open_rgb(path: Path) -> Image.Image:
+    """The image at ``path`` as 8-bit RGB (:func:`to_rgb8`), or a one-line error naming the file."""
     if not path.is_file():
-        raise FileNotFoundError(f"Image file {path} is listed in the metadata but does not exist.")
+        raise _missing_image(path)
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            return Image.fromarray(to_rgb8(img), "RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"Cannot decode image {path}: {exc}. Re-download or remove it from the metadata.") from exc
 
@@ -220,6 +276,17 @@ class _WSOLImageDataset(Dataset):
             self._check_boxes(rec, width, height)
             count += 1
         return count
+
+    def unreadable_images(self, indices: Sequence[int] | None = None) -> Iterator[tuple[int, str]]:
+        """Decode every image (all pixels, not only the header) and yield ``(index, one-line error)`` of
+        each that fails: missing, truncated, undecodable, another size than the metadata says, or with
+        a box outside it. What ``cirlib data check`` runs; training reads only the headers first
+        (:meth:`check_files`), since decoding a large dataset twice takes long."""
+        for index in range(len(self.records)) if indices is None else indices:
+            try:
+                self.load_image(index)
+            except (OSError, ValueError) as exc:
+                yield index, str(exc).splitlines()[0]
 
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]
@@ -466,6 +533,13 @@ class WSOLMetadataDataset(_WSOLImageDataset):
         roots = self.image_root_candidates(self.data_root, key)
         found = next((r for r in roots if (r / first).is_file()), None)
         if found is None:
+            other = next((o for o in (case_mismatch(r / first) for r in roots) if o is not None), None)
+            if other is not None:
+                raise FileNotFoundError(
+                    f"{key} {split}: the first image id {first!r} ({ids_path}, line {id_lines[first]}) is not on "
+                    f"disk but {other} is: the names differ only in letter case (file names are case-sensitive). "
+                    "Rename the image files or fix the metadata's image ids; data.root is right."
+                )
             raise FileNotFoundError(
                 f"{key} {split}: the first image id {first!r} ({ids_path}, line {id_lines[first]}) is not under "
                 f"data.root={str(self.data_root)!r}: tried {', '.join(str(r) for r in roots)}. Set data.root "

@@ -27,7 +27,10 @@ and components nested in holes are enclosed by an outer contour that precedes th
 order and has at least their area, so the largest contour is an outer one. The component
 :math:`C^*` with the largest :math:`a` is *certified* the largest contour when no hole exists and its
 :math:`a` is the unique maximum, or when :math:`a(C^*) > a(C') + \sum_h (w_h+1)(h_h+1)` for every
-other :math:`C'`. Levels without a certificate are flagged for an exact OpenCV call by the caller.
+other :math:`C'`. Where the bounds leave it open, the exact :math:`A` of every component that may be
+the largest (its :math:`a` plus its holes' bound reaches :math:`a(C^*)`) is counted on the filled
+component in the crop of its box (:func:`_filled_area2`); only a tie for the largest exact area,
+which OpenCV's contour order decides, is flagged for an exact OpenCV call by the caller.
 """
 
 from __future__ import annotations
@@ -117,6 +120,76 @@ def _best_iou(bx0: int, by0: int, bx1: int, by1: int, gt: np.ndarray) -> float:
 
 
 @njit(cache=True, error_model="numpy")
+def _filled_area2(q: np.ndarray, level: int, x0: int, y0: int, x1: int, y1: int, sx: int, sy: int,
+                  lab: np.ndarray, stack: np.ndarray) -> int:
+    """Exact ``2 * cv2.contourArea`` of the outer contour of the component of ``q >= level`` holding
+    pixel ``(sx, sy)``, whose pixel extent is ``x0..x1, y0..y1``: :math:`2 n_4(\\bar C) + n_3(\\bar C)`.
+
+    In the crop of the component's box padded by one pixel: the component (8-connected, flood fill
+    from the seed), then the outside (4-connected through every other pixel, from the padding);
+    the filled component :math:`\\bar C` is everything the outside does not reach. Nothing else in the
+    crop can enclose the component, since it touches every side of its own box.
+    """
+    cw = x1 - x0 + 3
+    ch = y1 - y0 + 3
+    n = cw * ch
+    lab[:n] = 0
+    top = 0
+    seed = (sy - y0 + 1) * cw + (sx - x0 + 1)
+    lab[seed] = 1
+    stack[0] = seed
+    top = 1
+    while top > 0:  # the component, 8-connected
+        top -= 1
+        i = stack[top]
+        cy = i // cw
+        cx = i - cy * cw
+        for dy in range(-1, 2):
+            for dx in range(-1, 2):
+                ny = cy + dy
+                nx = cx + dx
+                if ny < 1 or ny > ch - 2 or nx < 1 or nx > cw - 2:
+                    continue
+                j = ny * cw + nx
+                if lab[j] == 0 and q[y0 + ny - 1, x0 + nx - 1] >= level:
+                    lab[j] = 1
+                    stack[top] = j
+                    top += 1
+    for i in range(n):  # the padding frame is outside
+        cy = i // cw
+        cx = i - cy * cw
+        if cy == 0 or cy == ch - 1 or cx == 0 or cx == cw - 1:
+            lab[i] = 2
+            stack[top] = i
+            top += 1
+    while top > 0:  # the outside, 4-connected through everything but the component
+        top -= 1
+        i = stack[top]
+        cy = i // cw
+        cx = i - cy * cw
+        for d in range(4):
+            ny = cy + (d == 1) - (d == 0)
+            nx = cx + (d == 3) - (d == 2)
+            if ny < 0 or ny >= ch or nx < 0 or nx >= cw:
+                continue
+            j = ny * cw + nx
+            if lab[j] == 0:
+                lab[j] = 2
+                stack[top] = j
+                top += 1
+    area2 = 0
+    for cy in range(ch - 1):
+        for cx in range(cw - 1):
+            i = cy * cw + cx
+            k = (lab[i] != 2) + (lab[i + 1] != 2) + (lab[i + cw] != 2) + (lab[i + cw + 1] != 2)
+            if k == 4:
+                area2 += 2
+            elif k == 3:
+                area2 += 1
+    return area2
+
+
+@njit(cache=True, error_model="numpy")
 def _pixel_order(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Counting sort of the pixels by value, as indices into the 1-pixel-padded grid.
 
@@ -186,7 +259,7 @@ def _reset_nodes(ws: tuple) -> None:
 
 
 @njit(cache=True, error_model="numpy")
-def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray,
+def _fg_pass(q: np.ndarray, order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray,
              with_holes: bool, hole_best: np.ndarray, hole_off: np.ndarray, hole_e: np.ndarray,
              hole_b2: np.ndarray, ws: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Outer contours: foreground ``{q >= L}``, 8-connected, grows as ``L`` falls.
@@ -203,6 +276,9 @@ def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarra
     multi = np.zeros(256)
     single = np.zeros(256)
     single_ok = np.zeros(256, dtype=np.bool_)
+    flood_lab = np.empty(0, dtype=np.uint8)  # allocated at the first level the area bounds leave open
+    flood_stack = np.empty(0, dtype=np.int64)
+    winner = -1
     # per node: size, box (padded coordinates), raster-first pixel, area (half units), IoU cache;
     # roots/rpos: the live roots (swap-remove list); cells: 2x2 cell pixel counts by top-left pixel
     _reset_nodes(ws)
@@ -277,6 +353,28 @@ def _fg_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarra
                         ok = False
                 elif area2[r] + extra2[r] >= top_a:
                     ok = False
+            if not ok:
+                # the bounds leave it open: exact areas of the components that may be the largest
+                if len(flood_lab) == 0:
+                    flood_lab = np.empty(n, dtype=np.uint8)
+                    flood_stack = np.empty(n, dtype=np.int64)
+                best_a = -1
+                n_best = 0
+                for k in range(nroots):
+                    r = roots[k]
+                    if area2[r] != top_a and area2[r] + extra2[r] < top_a:
+                        continue
+                    exact = _filled_area2(q, v, bx0[r] - 1, by0[r] - 1, bx1[r] - 1, by1[r] - 1,
+                                          pmin[r] % w2 - 1, pmin[r] // w2 - 1, flood_lab, flood_stack)
+                    if exact > best_a:
+                        best_a = exact
+                        winner = r
+                        n_best = 1
+                    elif exact == best_a:
+                        n_best += 1
+                if n_best == 1:  # a tie keeps OpenCV's order, which the caller finds with OpenCV
+                    ok = True
+                    top = winner
             for k in range(hole_off[v], hole_off[v + 1]):
                 extra2[_find(parent, hole_e[k])] = 0
         single_ok[v] = ok
@@ -395,4 +493,4 @@ def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
     order, start = _pixel_order(q)
     ws = _workspace(h, w)
     hole_best, hole_off, hole_e, hole_b2 = _hole_pass(order, start, h, w, gt, need, ws)
-    return _fg_pass(order, start, h, w, gt, need, True, hole_best, hole_off, hole_e, hole_b2, ws)
+    return _fg_pass(q, order, start, h, w, gt, need, True, hole_best, hole_off, hole_e, hole_b2, ws)

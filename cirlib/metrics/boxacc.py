@@ -11,7 +11,8 @@ interval 0.001). This module gives the same numbers with far less work (see ``do
    every contour (outer: 8-connected components; holes: 4-connected background components off the
    border) of every level in two passes, and the largest contour by ``contourArea`` from exact
    cell-count areas wherever bounds decide it.
-3. **Everything else** (single mode, levels the bounds leave open) calls ``cv2.findContours`` on
+3. **Everything else** (single mode, levels where two components tie for the largest exact area,
+   so OpenCV's contour order decides) calls ``cv2.findContours`` on
    the crop of :math:`F_L`'s bounding box (translation keeps contours, their order and their
    areas) and ranks the contours by exact shoelace areas, as ``cv2.contourArea``.
 

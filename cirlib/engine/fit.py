@@ -255,8 +255,8 @@ def _evaluation_failed(trainer: Trainer, config: ExperimentConfig, exc: Exceptio
     kept = f"{final} holds the trained weights" if final is not None else "the trained model is kept"
     return EvaluationError(
         f"Training finished and {kept}, but evaluating eval.split={config.eval.split!r} failed: {cause} "
-        "Fix or remove that file (`cirlib data check` lists every unreadable image), then run the same "
-        "command with --resume: it evaluates without training again."
+        "`cirlib data check` lists every unreadable image; once they are fixed, run the same command with "
+        "--resume: it evaluates without training again."
     )
 
 

@@ -176,24 +176,67 @@ def load_torch_file(
                         raise
                     return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types; each becomes one reason
-        raise TorchFileError(path, torch_load_failure(exc)) from exc
+        raise TorchFileError(path, torch_load_failure(exc, path)) from exc
 
 
-def torch_load_failure(exc: BaseException) -> str:
+def torch_load_failure(exc: BaseException, path: str | os.PathLike | None = None) -> str:
     """Why ``torch.load(weights_only=True)`` failed, in one clause.
 
-    A file that asks to import a function or class (``GLOBAL posix.system``) holds pickled code or
-    objects: it was refused before anything in it ran. Anything else (random bytes, a truncated zip)
-    is a damaged file or not one written by ``torch.save``.
+    A file that asks to import a function or class (``GLOBAL posix.system``, named by torch or
+    found by :func:`pickled_imports` when torch stopped earlier, e.g. at protocol 5's framing)
+    holds pickled code or objects: it was refused before anything in it ran. Anything else (random
+    bytes, a truncated zip) is a damaged file or not one written by ``torch.save``.
     """
     import re
 
     text = str(exc)
-    found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global[s]? '?([\w.]+)'?", text)
-    if "Weights only load failed" in text and found is not None:
-        return (f"it holds pickled code or objects ({found.group(1)}) and was refused: only tensors and plain "
-                "containers are read (weights_only), so nothing in it ran")
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    names = [found.group(1)] if found is not None else (pickled_imports(path) if path is not None else [])
+    if names:
+        return (f"it holds pickled code or objects ({', '.join(names[:3])}) and was refused: only tensors and "
+                "plain containers are read (weights_only), so nothing in it ran")
     return "it is damaged (a truncated or interrupted copy?) or not a file written by torch.save"
+
+
+#: Modules whose names a ``torch.save`` file of tensors and containers imports (rebuilding tensors).
+_TENSOR_MODULES = ("torch", "collections", "numpy", "_codecs")
+
+
+def pickled_imports(path: str | os.PathLike) -> list[str]:
+    """Functions and classes outside torch/NumPy/collections that the pickle(s) in ``path`` would import.
+
+    The opcodes are only listed (``pickletools.genops``), never executed. Reads torch's zip format
+    (``data.pkl``) and the older format (several pickles in a row); an unreadable stream ends the list.
+    """
+    import io as _io
+    import pickletools
+    import zipfile
+
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                data = archive.read(name) if name else b""
+        else:
+            data = path.read_bytes()
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return []
+    stream, names, strings = _io.BytesIO(data), [], []
+    try:
+        for _ in range(8):  # torch's older format: magic number, protocol, system info, data
+            if stream.tell() >= len(data):
+                break
+            for op, arg, _pos in pickletools.genops(stream):
+                if isinstance(arg, str):
+                    strings.append(arg)
+                if op.name == "GLOBAL":
+                    names.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # noqa: BLE001 - a damaged stream: what was listed so far stands
+        pass
+    return [n for n in dict.fromkeys(names) if n.split(".", 1)[0] not in _TENSOR_MODULES]
 
 
 def folder_problem(path: str | os.PathLike) -> str | None:

@@ -1,0 +1,117 @@
+"""Issue 26, item 6: SIGTERM (Slurm, ``docker stop``, ``kill``) stops a run like Ctrl-C.
+
+It ended the process silently, with ``metrics.json`` still saying ``"running"``. Now the run stops
+at the next step boundary, writes ``last.pt`` there, records ``"interrupted"``, prints the one-line
+``--resume`` hint and exits with 143; the resumed run ends exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cirlib.engine import read_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "synthetic" / "tiny.yaml"
+# 6 steps per epoch, no periodic mid-epoch checkpoint: only the signal writes one mid-epoch.
+SETTINGS = ["train.epochs=6", "train.checkpoint_every_steps=0", "eval.val_split=null", "train.lr_schedule=cosine"]
+
+
+def _cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "cirlib", "train", "--config", str(TINY), "--set", f"output_dir={out}",
+            *SETTINGS, *extra]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.update(TQDM_DISABLE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+    return env
+
+
+def _strip_times(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in h.items() if k != "time_s"} for h in history]
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_says_how_to_resume_and_the_resume_is_exact(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(out), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and not (out / "metrics.json").is_file():
+            time.sleep(0.01)
+        assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.stderr.read()}"
+        time.sleep(0.1)  # somewhere in epoch 2 or later, most likely mid-epoch
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0] == (f"cirlib train: interrupted (SIGTERM). {out / 'last.pt'} holds the last checkpoint (the step "
+                        "it stopped at): run the same command with --resume to continue.")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted"
+    ckpt = read_checkpoint(out / "last.pt")
+    assert ckpt["global_step"] == metrics["global_step"] > 0, "last.pt is the step it stopped at"
+    assert not (out / "final.pt").exists() and not (out / "run.lock").exists()
+
+    resumed = subprocess.run(_cmd(out, "--resume"), cwd=ROOT, env=_env(), capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resumed from {out / 'last.pt'}" in resumed.stdout
+
+    reference = tmp_path / "reference"
+    done = subprocess.run(_cmd(reference), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ref = json.loads((reference / "metrics.json").read_text())
+    got = json.loads((out / "metrics.json").read_text())
+    assert got["status"] == "completed" and got["global_step"] == ref["global_step"] == 36
+    assert _strip_times(got["history"]) == _strip_times(ref["history"])
+    assert got["test"] == ref["test"]
+
+
+def test_sigint_and_sigterm_are_deferred_to_the_step_boundary_then_raise():
+    from cirlib.engine.signals import Interrupted, StopSignals
+
+    with StopSignals() as stop:
+        with stop.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.pending == signal.SIGTERM  # noted, not raised: the step finishes
+            with pytest.raises(Interrupted) as second:  # a second signal does not wait
+                os.kill(os.getpid(), signal.SIGINT)
+            assert second.value.name == "SIGINT"
+        with pytest.raises(Interrupted) as outside:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert isinstance(outside.value, KeyboardInterrupt) and outside.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
+
+
+def test_interrupted_final_evaluation_is_recorded(tmp_path, monkeypatch):
+    import cirlib.engine
+    from cirlib.config import load_config
+    from cirlib.engine import fit
+
+    def evaluate(self, loader, desc="eval"):
+        os.kill(os.getpid(), signal.SIGTERM)  # not deferred outside the training loop
+        raise AssertionError("SIGTERM did not interrupt the evaluation")
+
+    monkeypatch.setattr(cirlib.engine.Trainer, "evaluate", evaluate)
+    out = tmp_path / "run"
+    config = load_config(TINY, [f"output_dir={out}", "train.epochs=1", "eval.val_split=null", "data.train_limit=32",
+                                "data.eval_limit=16", "train.checkpoint_every_steps=0"])
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, progress=False)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and (out / "final.pt").is_file()

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from cirlib.methods.registry import METHODS
+from cirlib.methods import registry
 from cirlib.utils.choices import validate_choice
 from cirlib.utils.device import device_hint
 from cirlib.utils.io import atomic_write_text
@@ -487,7 +487,7 @@ def _validate(c: ExperimentConfig, source: str) -> None:
         _check(v is None or (_is_int(v) and v > 0), source, f"data.{key}", v, "must be a positive integer or null")
 
     m = c.model
-    validate_choice("model.method", m.method, METHODS, prefix=f"{source}: ", error=ConfigError)
+    validate_choice("model.method", m.method, registry.METHODS, prefix=f"{source}: ", error=ConfigError)
     validate_choice("model.arch", m.arch, ARCHS, prefix=f"{source}: ", error=ConfigError)
     _check(m.num_classes is None or (_is_int(m.num_classes) and m.num_classes > 1), source,
            "model.num_classes", m.num_classes, "must be an integer > 1 or null (from the dataset)")

@@ -112,11 +112,12 @@ def test_fusion_ablation_configs_shorten_the_runs_and_share_the_full_run_when_as
 
 def test_demo_configs_list_every_run_of_the_notebooks_once(tmp_path):
     demo = demo_configs(seed=0, output_dir=tmp_path)
-    assert [c.model.method for c in demo[:10]] == ["cam", "has", "complementary", "caam", "ssam", "full",
-                                                   "acol", "adl", "cutmix", "fewshot"]  # notebooks 01-07, then 08
-    assert len(demo) == 10 + 4  # the ablation's max run is shorter than the full run: a run of its own
+    # every row of the results table (notebooks 01-07, the literal reading, notebook 08), then notebook 06's ablation
+    assert [c.model.method for c in demo[:11]] == ["cam", "has", "complementary", "caam", "ssam", "full", "literal",
+                                                   "acol", "adl", "cutmix", "fewshot"]
+    assert len(demo) == 11 + 4  # the ablation's max run is shorter than the full run: a run of its own
     fast = demo_configs(seed=0, output_dir=tmp_path, fast=True)  # 1 epoch: the ablation's max run is the full run
-    assert len(fast) == 10 + 3
+    assert len(fast) == 11 + 3
     assert len({c.output_dir for c in fast}) == len(fast)
 
 

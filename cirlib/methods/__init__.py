@@ -17,6 +17,7 @@ from cirlib.methods.base import WSOLModel
 from cirlib.methods.cam import CAMModel, class_activation_maps
 from cirlib.methods.has import HaSModel
 from cirlib.methods.registry import METHOD_SPECS, METHODS, MethodSpec, get_spec
+from cirlib.utils.choices import validate_choice
 from cirlib.methods.masks import (
     complementary_masks,
     complementary_pair,
@@ -134,7 +135,6 @@ def _split_options(
     method: str, arch: str, image_size: int | Sequence[int] | None, options: dict[str, Any]
 ) -> tuple[type, dict[str, Any], dict[str, Any]]:
     """The model class, backbone options and method options (preset + given) of one model; checks every name."""
-    from cirlib.config import validate_choice
     from cirlib.models.backbones import ARCH_OPTIONS, check_arch
 
     spec = get_spec(method)

@@ -82,7 +82,7 @@ def test_7_output_folders_must_be_writable_folders(name, tmp_path):
 def test_7_an_unwritable_output_dir_is_found_even_by_root(tmp_path):
     """Permission bits do not stop root (``chattr +i`` and read-only mounts do): a real write is tried.
     /proc refuses new files to everyone."""
-    with pytest.raises(NotebookParameterError, match=r"OUTPUT_DIR='/proc/cirlib/runs' is not writable \(/proc"):
+    with pytest.raises(NotebookParameterError, match=r"OUTPUT_DIR='/proc/cirlib/runs' is not writable \(creating a file in /proc fails"):
         validate_notebook_parameters(dict(GOOD, OUTPUT_DIR="/proc/cirlib/runs"))
 
 

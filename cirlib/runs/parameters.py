@@ -91,9 +91,9 @@ def validate_notebook_parameters(parameters: dict[str, Any]) -> None:
         if values.get(name, "").strip():
             problem = folder_problem(values[name])
             if problem is not None:
+                start = "" if Path(values[name]).is_absolute() else f" (relative paths start at {Path.cwd()})"
                 raise NotebookParameterError(
-                    f"notebook parameter {name}={values[name]!r} {problem} (relative paths start at "
-                    f"{Path.cwd()}). Give a folder you can write to."
+                    f"notebook parameter {name}={values[name]!r} {problem}{start}. Give a folder you can write to."
                 )
     if "VAL_SPLIT" in values and values["VAL_SPLIT"] not in ("", "val", "none"):
         raise _bad("VAL_SPLIT", values["VAL_SPLIT"], NOTEBOOK_PARAMETERS["VAL_SPLIT"][1])

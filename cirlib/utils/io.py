@@ -249,7 +249,7 @@ def folder_problem(path: str | os.PathLike) -> str | None:
 
     Returns:
         ``"is a file, not a folder"``, ``"cannot be created: X is a file"``,
-        ``"is not writable (X: reason)"`` or ``None``.
+        ``"is not writable (creating a file in X fails: reason)"`` or ``None``.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -264,7 +264,7 @@ def folder_problem(path: str | os.PathLike) -> str | None:
     try:
         fd, name = tempfile.mkstemp(prefix=".cirlib-write-test.", dir=probe)
     except OSError as exc:
-        return f"is not writable ({probe}: {exc.strerror or exc})"
+        return f"is not writable (creating a file in {probe} fails: {exc.strerror or exc})"
     os.close(fd)
     os.unlink(name)
     return None

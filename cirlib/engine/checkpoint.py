@@ -192,7 +192,9 @@ def describe_differences(differences: list[tuple[str, Any, Any]], limit: int = 3
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
-def _model_options_now(config: ExperimentConfig, model: nn.Module | None) -> dict | None:
+def model_options_now(config: ExperimentConfig, model: nn.Module | None) -> dict | None:
+    """The resolved model options (:func:`cirlib.methods.resolve_model_options`) of ``model``, or of the model
+    ``config`` builds when ``model`` is None (``None`` when the config cannot build one)."""
     if model is not None:
         return getattr(model, "resolved_options", None)
     from cirlib.methods import resolve_model_options
@@ -235,7 +237,7 @@ def check_same_run(ckpt: dict, config: ExperimentConfig, model: nn.Module | None
 def _refuse_differences(ckpt: dict, config: ExperimentConfig, model: nn.Module | None, path, every_key: bool) -> None:
     stored_options = ckpt.get("model_options")
     differences = run_differences(ckpt.get("config") or {}, config, stored_options,
-                                  _model_options_now(config, model) if stored_options else None, every_key)
+                                  model_options_now(config, model) if stored_options else None, every_key)
     stored_classes = ckpt.get("num_classes")
     now_classes = getattr(model, "num_classes", None) if model is not None else config.model.num_classes
     if stored_classes and now_classes and int(stored_classes) != int(now_classes):

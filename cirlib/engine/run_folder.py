@@ -164,20 +164,18 @@ def _describe(folder: Path, present: list[str]) -> str:
 
 def _config_yaml_differences(folder: Path, config: ExperimentConfig) -> list | None:
     """Differences between ``folder/config.yaml`` and ``config`` (``None``: no config.yaml; unreadable: one)."""
-    from cirlib.config import load_yaml
-    from cirlib.engine.checkpoint import _model_options_now, run_differences
+    from cirlib.config import config_from_dict, load_yaml
+    from cirlib.engine.checkpoint import model_options_now, run_differences
 
     path = folder / "config.yaml"
     if not path.is_file():
         return None
     try:
         stored = load_yaml(path.read_text(encoding="utf-8")) or {}
-        from cirlib.config import config_from_dict
-
         stored_config = config_from_dict(stored, source=str(path), validate=False)
     except Exception as exc:  # noqa: BLE001 - an unreadable config.yaml is another run's, not ours
         return [("config.yaml", f"unreadable ({type(exc).__name__})", "this config")]
-    return run_differences(stored, config, _model_options_now(stored_config, None), _model_options_now(config, None))
+    return run_differences(stored, config, model_options_now(stored_config, None), model_options_now(config, None))
 
 
 def plan_run_folder(config: ExperimentConfig, folder: str | os.PathLike, resume: bool = False,

@@ -249,6 +249,65 @@ def test_sweep_equals_the_reference_on_random_noise():
             np.testing.assert_array_equal(got[mode], want, err_msg=f"{mode} {m.shape}")
 
 
+def _multi_peak_maps(rng, n, size=64):
+    """CAM-like maps as in benchmarks/bench_boxacc.py: low-resolution noise plus 1-3 blobs, bilinearly
+    upsampled, min-max normalised (rings, saddles and merging peaks across the levels)."""
+    import cv2
+
+    maps = []
+    for _ in range(n):
+        low = rng.random((14, 14)) * 0.3
+        yy, xx = np.mgrid[0:14, 0:14]
+        for _ in range(rng.integers(1, 4)):
+            cy, cx, s = rng.uniform(0, 14), rng.uniform(0, 14), rng.uniform(1, 4)
+            low += rng.uniform(0.5, 1) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
+        m = cv2.resize(low, (size, size), interpolation=cv2.INTER_LINEAR)
+        maps.append((m - m.min()) / (m.max() - m.min()))
+    return maps
+
+
+def _largest_contour_cases(rng):
+    """Maps where the largest contour is not the component with the most pixels: holed components
+    (whose contour area counts their holes) against solid ones, ties between them, diagonal
+    touching, single and border pixels, plateaus."""
+    cases = []
+    ring = np.zeros((30, 40)); ring[2:14, 2:14] = 0.9; ring[3:13, 3:13] = 0.0       # hollow square, area 121
+    ring[16:27, 20:31] = 0.6                                                     # solid square, area 100
+    cases.append(ring)
+    tie = np.zeros((20, 30)); tie[2:7, 2:7] = 1.0; tie[3:6, 3:6] = 0.0; tie[4, 4] = 0.5  # hollow 5x5: area 16
+    tie[10:15, 20:25] = 1.0                                                      # solid 5x5: area 16, a tie
+    cases.append(tie)
+    diag = np.zeros((16, 16)); diag[np.arange(16), np.arange(16)] = 1.0; diag[5:9, 9:13] = 0.8  # touching diagonally
+    diag[0, 15] = 0.3; diag[15, 0] = 0.3; diag[7, 0] = 0.3; diag[0, 7] = 0.3                   # border pixels
+    cases.append(diag)
+    dots = np.zeros((12, 13)); dots[rng.random((12, 13)) < 0.3] = 1.0           # single pixels and pairs
+    cases.append(dots)
+    plateau = np.full((18, 22), 0.4); plateau[4:14, 5:17] = 0.8; plateau[6:12, 8:14] = 0.4; plateau[8:10, 10:12] = 0.8
+    cases.append(plateau)                                                        # plateau ring with an island
+    holes = _smooth(rng, 40, 48, 4)
+    holes = holes / holes.max()
+    holes[rng.random(holes.shape) < 0.08] = 0.0                                 # pinholes in every component
+    cases.append(holes)
+    return cases
+
+
+@pytest.mark.parametrize("interval", [0.01, 0.001])
+def test_sweep_equals_reference_on_multi_peak_and_largest_contour_maps(interval):
+    """The union-find sweep (single mode: the Euler-number certificate for the largest contour)
+    gives the straightforward implementation's IoUs at every threshold."""
+    rng = np.random.default_rng(21)
+    thr = np.arange(0, 1, interval)
+    cases = _multi_peak_maps(rng, 6) + _largest_contour_cases(rng)
+    for i, m in enumerate(cases):
+        h, w = m.shape
+        for gt in (np.array([[1, 1, w // 2, h // 2]]), np.array([[w // 3, h // 3, w - 1, h - 1], [0, 0, 3, 3]])):
+            got = best_ious(m, gt, thr)
+            for mode, multi in (("single", False), ("multi", True)):
+                want = np.array([box_iou_inclusive(b, gt).max() for b in reference_boxes(m, thr, multi)])
+                np.testing.assert_array_equal(got[mode], want, err_msg=f"case {i} {mode} gt {gt.tolist()}")
+            assert np.array_equal(best_ious(m, gt, thr, ("single",))["single"], got["single"])  # without the hole sweep
+
+
 def test_contour_area_formula_matches_opencv():
     """A(C) = n4 + n3/2 over 2x2 cells of the filled component equals cv2.contourArea."""
     import cv2

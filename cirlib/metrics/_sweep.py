@@ -189,29 +189,74 @@ def _filled_area2(q: np.ndarray, level: int, x0: int, y0: int, x1: int, y1: int,
     return area2
 
 
+def _ring_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""What adding a pixel does, per 8-neighbour mask (bit ``d`` set: ring neighbour ``d`` is foreground).
+
+    * ``n_runs``, ``run_start``: the runs of consecutive foreground ring neighbours and the first
+      position of each. Ring neighbours ``d`` and ``d + 1`` are 4-adjacent, so a run lies in one
+      component: one ``find`` per run instead of one per neighbour.
+    * ``area2_gain``: the gain of :math:`2 a(C)`; each of the pixel's four 2x2 cells whose other
+      three pixels hold 2 or 3 foreground pixels goes to 3 (worth 1/2) or 4 (worth 1).
+    * ``euler4_gain``: the gain of :math:`4 \chi(C)`, the Euler number by bit quads (Gray 1971,
+      8-connected foreground): :math:`4\chi = n(Q_1) - n(Q_3) - 2 n(Q_D)` over the cells holding one,
+      three, or two diagonal foreground pixels. :math:`\chi(C) = 1 - (\text{holes of } C)`.
+
+    Ring order W, NW, N, NE, E, SE, S, SW; the four cells as (side, diagonal, side) ring positions:
+    (0, 1, 2), (2, 3, 4), (4, 5, 6), (6, 7, 0).
+    """
+
+    def quad(bits: tuple[int, int, int, int]) -> int:  # (this pixel, side, diagonal, side)
+        k = sum(bits)
+        if k == 1:
+            return 1
+        if k == 3:
+            return -1
+        if k == 2 and bits[0] == bits[2]:  # the two diagonal pairs: (pixel, diagonal), (side, side)
+            return -2
+        return 0
+
+    n_runs = np.zeros(256, dtype=np.int64)
+    run_start = np.zeros((256, 4), dtype=np.int64)
+    area2_gain = np.zeros(256, dtype=np.int64)
+    euler4_gain = np.zeros(256, dtype=np.int64)
+    for mask in range(256):
+        bit = [(mask >> d) & 1 for d in range(8)]
+        for d in range(8):
+            if bit[d] and not bit[d - 1]:  # a run starts at d (cyclically)
+                run_start[mask, n_runs[mask]] = d
+                n_runs[mask] += 1
+        if mask == 255:  # one run with no start
+            n_runs[mask] = 1
+        for s1, dg, s2 in ((0, 1, 2), (2, 3, 4), (4, 5, 6), (6, 7, 0)):
+            area2_gain[mask] += bit[s1] + bit[dg] + bit[s2] >= 2
+            euler4_gain[mask] += quad((1, bit[s1], bit[dg], bit[s2])) - quad((0, bit[s1], bit[dg], bit[s2]))
+    return n_runs, run_start, area2_gain, euler4_gain
+
+
+_N_RUNS, _RUN_START, _AREA2_GAIN, _EULER4_GAIN = _ring_tables()
+
+
 @njit(cache=True, error_model="numpy")
-def _pixel_order(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pixel_order(q: np.ndarray, order: np.ndarray, start: np.ndarray) -> None:
     """Counting sort of the pixels by value, as indices into the 1-pixel-padded grid.
 
-    ``order[start[v]:start[v + 1]]`` holds the padded indices ``(y + 1) (W + 2) + x + 1`` of the
-    pixels of value ``v``, in raster order.
+    Fills ``order[start[v]:start[v + 1]]`` with the padded indices ``(y + 1) (W + 2) + x + 1`` of
+    the pixels of value ``v``, in raster order.
     """
     h, w = q.shape
     w2 = w + 2
-    start = np.zeros(257, dtype=np.int64)
+    start[:] = 0
     for y in range(h):
         for x in range(w):
             start[q[y, x] + 1] += 1
     for v in range(256):
         start[v + 1] += start[v]
     fill = start[:256].copy()
-    order = np.empty(h * w, dtype=np.int64)
     for y in range(h):
         for x in range(w):
             v = q[y, x]
             order[fill[v]] = (y + 1) * w2 + x + 1
             fill[v] += 1
-    return order, start
 
 
 _WORKSPACES: dict[tuple[int, int], tuple] = {}
@@ -234,17 +279,18 @@ def _workspace(h: int, w: int) -> tuple:
               np.zeros(n + 1),                                 # iou_cache
               np.empty(n + 1, dtype=np.bool_),                 # dirty
               np.empty(n + 1, dtype=np.int32), np.empty(n + 1, dtype=np.int32),  # roots, rpos
-              np.zeros(n + 1, dtype=np.int64),                 # extra2 (kept all-zero between uses)
-              np.empty(n, dtype=np.uint8),                     # cells
-              (idx % (w + 2)).astype(np.int32), (idx // (w + 2)).astype(np.int32))  # x, y of nodes
+              np.empty(n + 1, dtype=np.int32),                 # euler4
+              np.empty(n, dtype=np.uint8),                     # fg: pixel already added
+              (idx % (w + 2)).astype(np.int32), (idx // (w + 2)).astype(np.int32),  # x, y of nodes
+              np.empty(h * w, dtype=np.int32), np.empty(257, dtype=np.int64))       # order, start
         _WORKSPACES[(h, w)] = ws
     return ws
 
 
 @njit(cache=True, error_model="numpy")
 def _reset_nodes(ws: tuple) -> None:
-    """Every node a singleton: size 1, box its own pixel, pmin itself, area 0, IoU to compute."""
-    parent, size, bx0, by0, bx1, by1, pmin, area2, _, dirty, _, _, _, cells, xs, ys = ws
+    """Every node a singleton: size 1, box its own pixel, pmin itself, area and Euler sum 0."""
+    parent, size, bx0, by0, bx1, by1, pmin, area2, _, dirty, _, _, euler4, fg, xs, ys, _, _ = ws
     for p in range(parent.shape[0]):
         parent[p] = -1
         size[p] = 1
@@ -254,155 +300,143 @@ def _reset_nodes(ws: tuple) -> None:
         by1[p] = ys[p]
         pmin[p] = p
         area2[p] = 0
+        euler4[p] = 0
         dirty[p] = True
-    cells[:] = 0
+    fg[:] = 0
 
 
 @njit(cache=True, error_model="numpy")
-def _fg_pass(q: np.ndarray, order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray,
-             with_holes: bool, hole_best: np.ndarray, hole_off: np.ndarray, hole_e: np.ndarray,
-             hole_b2: np.ndarray, ws: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, want_single: bool,
+             want_multi: bool, hole_best: np.ndarray, ws: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Outer contours: foreground ``{q >= L}``, 8-connected, grows as ``L`` falls.
 
-    Returns ``(multi, single, single_ok)``: per level the best IoU over the outer boxes (and the
-    hole boxes' ``hole_best``), the IoU of the largest contour's box, and whether that choice is
-    certified. ``with_holes=False`` means the map has no hole at any needed level.
+    Returns ``(multi, single, single_ok)``: per level the best IoU over the outer boxes and
+    ``hole_best`` (when ``want_multi``), the IoU of the largest contour's box, and whether that
+    choice is certified (when ``want_single``).
     """
     w2 = w + 2
     n = (h + 2) * w2
-    nb8 = np.array([-1, 1, -w2 - 1, -w2, -w2 + 1, w2 - 1, w2, w2 + 1], dtype=np.int64)
-    # pixel p lies in the 4 cells whose top-left pixels are p - cell_off
-    cell_off = np.array([0, 1, w2, w2 + 1], dtype=np.int64)
+    ring = np.array([-1, -w2 - 1, -w2, -w2 + 1, 1, w2 + 1, w2, w2 - 1], dtype=np.int64)
     multi = np.zeros(256)
     single = np.zeros(256)
     single_ok = np.zeros(256, dtype=np.bool_)
     flood_lab = np.empty(0, dtype=np.uint8)  # allocated at the first level the area bounds leave open
     flood_stack = np.empty(0, dtype=np.int64)
-    winner = -1
-    # per node: size, box (padded coordinates), raster-first pixel, area (half units), IoU cache;
-    # roots/rpos: the live roots (swap-remove list); cells: 2x2 cell pixel counts by top-left pixel
+    # per node: size, box (padded coordinates), raster-first pixel, 2a, 4 chi, IoU cache;
+    # roots/rpos: the live roots (swap-remove list); fg: the pixels added so far
     _reset_nodes(ws)
-    parent, size, bx0, by0, bx1, by1, pmin, area2, iou_cache, dirty, roots, rpos, extra2, cells, _, _ = ws
+    parent, size, bx0, by0, bx1, by1, pmin, area2, iou_cache, dirty, roots, rpos, euler4, fg, _, _, order, start = ws
     nroots = 0
     for v in range(255, -1, -1):
         if start[v + 1] == start[v]:
             continue
         for k in range(start[v], start[v + 1]):
             p = order[k]
-            rp = -1  # the root p belongs to, once known
-            for d in range(8):
-                other = p + nb8[d]
-                po = parent[other]
-                if po < 0 or po == rp:
-                    continue
-                ro = _find(parent, other)
-                if ro == rp:
-                    continue
-                if rp < 0:  # join the first neighbouring component (p's own node stays cold)
-                    _add_pixel(p, ro, w2, parent, size, bx0, by0, bx1, by1, pmin, dirty)
-                    rp = ro
-                    continue
-                ra, rb = rp, ro
-                if size[rb] > size[ra]:
-                    ra, rb = rb, ra
-                area2[ra] += area2[rb]
-                nroots = _absorb(ra, rb, parent, size, bx0, by0, bx1, by1, pmin, dirty, roots, rpos, nroots)
-                rp = ra
-            if rp < 0:  # a new component: its singleton attributes were set by _reset_nodes
+            mask = (fg[p - 1] | (fg[p - w2 - 1] << 1) | (fg[p - w2] << 2) | (fg[p - w2 + 1] << 3)
+                    | (fg[p + 1] << 4) | (fg[p + w2 + 1] << 5) | (fg[p + w2] << 6) | (fg[p + w2 - 1] << 7))
+            fg[p] = 1
+            runs = _N_RUNS[mask]
+            if runs == 0:  # a new component: its singleton attributes were set by _reset_nodes
                 nroots = _push_root(p, parent, roots, rpos, nroots)
                 rp = p
-            # the 4 cells containing p: a 3rd / 4th foreground pixel adds 1/2 to the area of the
-            # (single) component
-            for d in range(4):
-                c = p - cell_off[d]
-                cells[c] += 1
-                if cells[c] >= 3:
-                    area2[rp] += 1
+            else:  # join the first run's component (p's own node stays cold), merge the others'
+                rp = _find(parent, p + ring[_RUN_START[mask, 0]])
+                _add_pixel(p, rp, w2, parent, size, bx0, by0, bx1, by1, pmin, dirty)
+                for j in range(1, runs):
+                    ro = _find(parent, p + ring[_RUN_START[mask, j]])
+                    if ro == rp:
+                        continue
+                    ra, rb = rp, ro
+                    if size[rb] > size[ra]:
+                        ra, rb = rb, ra
+                    area2[ra] += area2[rb]
+                    euler4[ra] += euler4[rb]
+                    nroots = _absorb(ra, rb, parent, size, bx0, by0, bx1, by1, pmin, dirty, roots, rpos, nroots)
+                    rp = ra
+            # every foreground pixel of a 2x2 cell is in one component, so the cell terms add up per root
+            area2[rp] += _AREA2_GAIN[mask]
+            euler4[rp] += _EULER4_GAIN[mask]
         if not need[v]:
             continue
-        best = hole_best[v]
+        if want_multi:
+            best = hole_best[v]
+            for k in range(nroots):
+                r = roots[k]
+                if dirty[r]:
+                    iou_cache[r] = _best_iou(bx0[r] - 1, by0[r] - 1, min(bx1[r], w - 1), min(by1[r], h - 1), gt)
+                    dirty[r] = False
+                if iou_cache[r] > best:
+                    best = iou_cache[r]
+            multi[v] = best
+        if not want_single:
+            continue
+        # the largest a; hole-free components have A = a, holed ones a < A <= their box's area
         top = -1
         top_a = -1
-        n_top = 0
         for k in range(nroots):
             r = roots[k]
             a = area2[r]
-            if a > top_a:
-                top_a = a
+            if a > top_a or (a == top_a and pmin[r] > pmin[top]):  # OpenCV lists top-level
+                top_a = a                                          # contours in reverse raster order
                 top = r
-                n_top = 1
-            elif a == top_a:
-                n_top += 1
-                if pmin[r] > pmin[top]:  # OpenCV lists top-level contours in reverse raster order
-                    top = r
-            if dirty[r]:
-                iou_cache[r] = _best_iou(bx0[r] - 1, by0[r] - 1, min(bx1[r], w - 1), min(by1[r], h - 1), gt)
-                dirty[r] = False
-            if iou_cache[r] > best:
-                best = iou_cache[r]
-        multi[v] = best
         ok = True
-        if with_holes and hole_off[v + 1] > hole_off[v] and nroots > 1:
-            # exact area A(C) = a(C) without enclosed holes; else a(C) <= A(C) <= a(C) + extra(C)
-            for k in range(hole_off[v], hole_off[v + 1]):
-                extra2[_find(parent, hole_e[k])] += hole_b2[k]
+        for k in range(nroots):
+            r = roots[k]
+            if r != top and euler4[r] != 4 and 2 * (bx1[r] - bx0[r]) * (by1[r] - by0[r]) >= top_a:
+                ok = False  # a holed component whose area may reach the top's
+        if not ok:
+            # exact areas of the components that may be the largest
+            if len(flood_lab) == 0:
+                flood_lab = np.empty(n, dtype=np.uint8)
+                flood_stack = np.empty(n, dtype=np.int64)
+            best_a = -1
+            best_holed = False
+            n_best = 0
             for k in range(nroots):
                 r = roots[k]
-                if area2[r] == top_a:
-                    if n_top > 1 and extra2[r] > 0:
-                        ok = False
-                elif area2[r] + extra2[r] >= top_a:
-                    ok = False
-            if not ok:
-                # the bounds leave it open: exact areas of the components that may be the largest
-                if len(flood_lab) == 0:
-                    flood_lab = np.empty(n, dtype=np.uint8)
-                    flood_stack = np.empty(n, dtype=np.int64)
-                best_a = -1
-                n_best = 0
-                for k in range(nroots):
-                    r = roots[k]
-                    if area2[r] != top_a and area2[r] + extra2[r] < top_a:
-                        continue
+                holed = euler4[r] != 4
+                if holed and 2 * (bx1[r] - bx0[r]) * (by1[r] - by0[r]) < top_a:
+                    continue
+                if not holed and area2[r] < top_a:
+                    continue
+                exact = area2[r]
+                if holed:
                     exact = _filled_area2(q, v, bx0[r] - 1, by0[r] - 1, bx1[r] - 1, by1[r] - 1,
                                           pmin[r] % w2 - 1, pmin[r] // w2 - 1, flood_lab, flood_stack)
-                    if exact > best_a:
-                        best_a = exact
-                        winner = r
-                        n_best = 1
-                    elif exact == best_a:
-                        n_best += 1
-                if n_best == 1:  # a tie keeps OpenCV's order, which the caller finds with OpenCV
-                    ok = True
-                    top = winner
-            for k in range(hole_off[v], hole_off[v + 1]):
-                extra2[_find(parent, hole_e[k])] = 0
+                if exact > best_a:
+                    best_a = exact
+                    top = r
+                    best_holed = holed
+                    n_best = 1
+                elif exact == best_a:
+                    n_best += 1
+                    best_holed = best_holed or holed
+                    if pmin[r] > pmin[top]:
+                        top = r
+            # a tie with a holed component: OpenCV's contour order decides, the caller asks OpenCV
+            ok = n_best == 1 or not best_holed
         single_ok[v] = ok
         if ok:
+            if dirty[top]:
+                iou_cache[top] = _best_iou(bx0[top] - 1, by0[top] - 1, min(bx1[top], w - 1),
+                                           min(by1[top], h - 1), gt)
+                dirty[top] = False
             single[v] = iou_cache[top]
     return multi, single, single_ok
 
 
 @njit(cache=True, error_model="numpy")
-def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray,
-               ws: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _hole_pass(h: int, w: int, gt: np.ndarray, need: np.ndarray, ws: tuple) -> np.ndarray:
     """Holes: background ``{q < L}``, 4-connected, grows as ``L`` rises; ``outside`` = the zero frame.
 
-    Returns ``(hole_best, hole_off, hole_e, hole_b2)``: per level the best IoU over the hole boxes,
-    and for the holes of level ``v`` (``hole_off[v]:hole_off[v + 1]``) a pixel of the enclosing
-    component and the bound :math:`2 (w_h + 1)(h_h + 1)` on the hole contour's area (half units).
+    Returns per level the best IoU over the hole boxes.
     """
     w2 = w + 2
     n = (h + 2) * w2
     hole_best = np.zeros(256)
-    hole_off = np.zeros(257, dtype=np.int64)
-    cap = 1024
-    hole_e = np.empty(cap, dtype=np.int32)
-    hole_b2 = np.empty(cap, dtype=np.int64)
-    n_holes = 0
     nb4 = np.array([-1, 1, -w2, w2], dtype=np.int64)
     _reset_nodes(ws)
-    parent, size, bx0, by0, bx1, by1, pmin, _, iou_cache, dirty, roots, rpos, _, _, _, _ = ws
+    parent, size, bx0, by0, bx1, by1, pmin, _, iou_cache, dirty, roots, rpos, _, _, _, _, order, start = ws
     outside = n
     parent[outside] = outside
     size[outside] = n + 1
@@ -417,18 +451,8 @@ def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndar
     for v in range(256):
         if start[v + 1] == start[v]:
             continue
-        hole_off[v] = n_holes
         if seen_any and need[v]:  # the background of level v is everything added so far
             best = 0.0
-            if n_holes + nroots > cap:
-                while n_holes + nroots > cap:
-                    cap *= 2
-                e2 = np.empty(cap, dtype=np.int32)
-                e2[:n_holes] = hole_e[:n_holes]
-                hole_e = e2
-                b2 = np.empty(cap, dtype=np.int64)
-                b2[:n_holes] = hole_b2[:n_holes]
-                hole_b2 = b2
             for k in range(nroots):
                 r = roots[k]
                 if dirty[r]:  # hole border box: one pixel around the hole, in image coordinates
@@ -437,11 +461,7 @@ def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndar
                     dirty[r] = False
                 if iou_cache[r] > best:
                     best = iou_cache[r]
-                hole_e[n_holes] = pmin[r] - 1  # left of its raster-first pixel: the enclosing component
-                hole_b2[n_holes] = 2 * (bx1[r] - bx0[r] + 2) * (by1[r] - by0[r] + 2)
-                n_holes += 1
             hole_best[v] = best
-        hole_off[v + 1] = n_holes
         seen_any = True
         for k in range(start[v], start[v + 1]):
             p = order[k]
@@ -466,23 +486,23 @@ def _hole_pass(order: np.ndarray, start: np.ndarray, h: int, w: int, gt: np.ndar
                 rp = ra
             if rp < 0:  # a new hole component
                 nroots = _push_root(p, parent, roots, rpos, nroots)
+    return hole_best
 
-    return hole_best, hole_off[:257], hole_e[:n_holes], hole_b2[:n_holes]
 
-
-def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best IoUs of every needed level in both contour modes.
+def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray, want_single: bool = True,
+                want_multi: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best IoUs of every needed level in the contour modes asked for.
 
     Pixels live on the grid padded by one pixel on each side (index ``(y + 1)(W + 2) + x + 1``);
     the padding is OpenCV's zero frame: never foreground, and the "outside" background. The hole
-    sweep runs first (CAM-like maps have holes at some level almost always), then the foreground
-    sweep with the hole-aware certificate.
+    sweep (hole boxes) runs only for multi-contour mode; single-contour mode needs only the
+    foreground sweep.
 
     Args:
         q: ``(H, W)`` uint8 map.
         gt: ``(k, 4)`` float64 GT boxes, inclusive corners.
         need: ``(256,)`` bool, levels ``L`` (``F = q >= L``, ``L`` a value present in ``q``) to solve.
+        want_single, want_multi: the modes to compute (the other's output stays zero).
 
     Returns:
         ``(multi, single, single_ok)``, each ``(256,)``: the best IoU over every contour's box, the
@@ -490,7 +510,7 @@ def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray
         ``False`` the caller must find it with OpenCV).
     """
     h, w = q.shape
-    order, start = _pixel_order(q)
     ws = _workspace(h, w)
-    hole_best, hole_off, hole_e, hole_b2 = _hole_pass(order, start, h, w, gt, need, ws)
-    return _fg_pass(q, order, start, h, w, gt, need, True, hole_best, hole_off, hole_e, hole_b2, ws)
+    _pixel_order(q, ws[16], ws[17])
+    hole_best = _hole_pass(h, w, gt, need, ws) if want_multi else np.zeros(256)
+    return _fg_pass(q, h, w, gt, need, want_single, want_multi, hole_best, ws)

@@ -136,7 +136,7 @@ def _best_ious(scoremap: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.nd
     need = np.zeros(256, dtype=bool)
     need[levels[levels < 256]] = True
     gt = np.ascontiguousarray(np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4))
-    multi, single, single_ok = level_sweep(q, gt, need)
+    multi, single, single_ok = level_sweep(q, gt, need, "single" in modes, "multi" in modes)
     empty_iou = float(box_iou_inclusive(np.zeros((1, 4), dtype=np.int64), gt).max())
     multi = np.append(multi, empty_iou)  # index 256: empty image, box [0, 0, 0, 0]
     single = np.append(single, empty_iou)

@@ -54,11 +54,12 @@ def _find(parent: np.ndarray, i: int) -> int:
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _add_pixel(p, r, w2, parent, size, bx0, by0, bx1, by1, pmin, dirty) -> None:
-    """Pixel ``p`` joins the component of root ``r`` (its own node stays cold)."""
+def _add_pixel(p, r, xs, ys, parent, size, bx0, by0, bx1, by1, pmin, dirty) -> None:
+    """Pixel ``p`` (padded coordinates ``xs[p], ys[p]``) joins the component of root ``r`` (its own
+    node stays cold)."""
     parent[p] = r
-    y = p // w2
-    x = p - y * w2
+    x = xs[p]
+    y = ys[p]
     size[r] += 1
     bx0[r] = min(bx0[r], x)
     by0[r] = min(by0[r], y)
@@ -324,8 +325,8 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
     flood_stack = np.empty(0, dtype=np.int64)
     # per node: size, box (padded coordinates), raster-first pixel, 2a, 4 chi, IoU cache;
     # roots/rpos: the live roots (swap-remove list); fg: the pixels added so far
-    _reset_nodes(ws)
-    parent, size, bx0, by0, bx1, by1, pmin, area2, iou_cache, dirty, roots, rpos, euler4, fg, _, _, order, start = ws
+    parent, size, bx0, by0, bx1, by1, pmin, area2, iou_cache, dirty, roots, rpos, euler4, fg, xs, ys, order, start = ws
+    fg[:] = 0  # only the nodes of added pixels are read, and a root's attributes are set when it starts
     nroots = 0
     for v in range(255, -1, -1):
         if start[v + 1] == start[v]:
@@ -336,12 +337,19 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
                     | (fg[p + 1] << 4) | (fg[p + w2 + 1] << 5) | (fg[p + w2] << 6) | (fg[p + w2 - 1] << 7))
             fg[p] = 1
             runs = _N_RUNS[mask]
-            if runs == 0:  # a new component: its singleton attributes were set by _reset_nodes
+            if runs == 0:  # a new component
+                size[p] = 1
+                bx0[p] = bx1[p] = xs[p]
+                by0[p] = by1[p] = ys[p]
+                pmin[p] = p
+                area2[p] = 0
+                euler4[p] = 0
+                dirty[p] = True
                 nroots = _push_root(p, parent, roots, rpos, nroots)
                 rp = p
             else:  # join the first run's component (p's own node stays cold), merge the others'
                 rp = _find(parent, p + ring[_RUN_START[mask, 0]])
-                _add_pixel(p, rp, w2, parent, size, bx0, by0, bx1, by1, pmin, dirty)
+                _add_pixel(p, rp, xs, ys, parent, size, bx0, by0, bx1, by1, pmin, dirty)
                 for j in range(1, runs):
                     ro = _find(parent, p + ring[_RUN_START[mask, j]])
                     if ro == rp:
@@ -436,7 +444,7 @@ def _hole_pass(h: int, w: int, gt: np.ndarray, need: np.ndarray, ws: tuple) -> n
     hole_best = np.zeros(256)
     nb4 = np.array([-1, 1, -w2, w2], dtype=np.int64)
     _reset_nodes(ws)
-    parent, size, bx0, by0, bx1, by1, pmin, _, iou_cache, dirty, roots, rpos, _, _, _, _, order, start = ws
+    parent, size, bx0, by0, bx1, by1, pmin, _, iou_cache, dirty, roots, rpos, _, _, xs, ys, order, start = ws
     outside = n
     parent[outside] = outside
     size[outside] = n + 1
@@ -475,7 +483,7 @@ def _hole_pass(h: int, w: int, gt: np.ndarray, need: np.ndarray, ws: tuple) -> n
                 if ro == rp:
                     continue
                 if rp < 0:  # join the first neighbouring component (p's own node stays cold)
-                    _add_pixel(p, ro, w2, parent, size, bx0, by0, bx1, by1, pmin, dirty)
+                    _add_pixel(p, ro, xs, ys, parent, size, bx0, by0, bx1, by1, pmin, dirty)
                     rp = ro
                     continue
                 ra, rb = rp, ro
@@ -489,9 +497,58 @@ def _hole_pass(h: int, w: int, gt: np.ndarray, need: np.ndarray, ws: tuple) -> n
     return hole_best
 
 
-def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray, want_single: bool = True,
-                want_multi: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best IoUs of every needed level in the contour modes asked for.
+@njit(cache=True, error_model="numpy")
+def _threshold_levels(start: np.ndarray, cam_thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Canonical level of each threshold and the levels to solve, from the counting sort's ``start``.
+
+    The reference binarises at cut-off :math:`c = \lfloor t \cdot \max q \rfloor` (``int(t * max)``),
+    :math:`F = \{q > c\} = \{q \ge L\}` with :math:`L = c + 1`; :math:`F` is the same for every
+    :math:`L` up to the smallest value present in ``q`` that is :math:`\ge L` (256 when none: empty).
+    """
+    qmax = 0
+    for v in range(256):
+        if start[v + 1] > start[v]:
+            qmax = v
+    next_present = np.empty(257, dtype=np.int64)
+    next_present[256] = 256
+    for v in range(255, -1, -1):
+        next_present[v] = v if start[v + 1] > start[v] else next_present[v + 1]
+    levels = np.empty(cam_thresholds.shape[0], dtype=np.int64)
+    need = np.zeros(256, dtype=np.bool_)
+    for i in range(cam_thresholds.shape[0]):
+        cut = np.int64(cam_thresholds[i] * qmax)
+        lv = next_present[min(max(cut + 1, 0), 256)]
+        levels[i] = lv
+        if lv < 256:
+            need[lv] = True
+    return levels, need
+
+
+@njit(cache=True, error_model="numpy")
+def _sweep(q: np.ndarray, gt: np.ndarray, cam_thresholds: np.ndarray, want_single: bool, want_multi: bool,
+           ws: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`level_sweep` in one compiled call (one dispatch per map)."""
+    h, w = q.shape
+    order, start = ws[16], ws[17]
+    _pixel_order(q, order, start)
+    levels, need = _threshold_levels(start, cam_thresholds)
+    hole_best = _hole_pass(h, w, gt, need, ws) if want_multi else np.zeros(256)
+    multi, single, single_ok = _fg_pass(q, h, w, gt, need, want_single, want_multi, hole_best, ws)
+    empty = _best_iou(0, 0, 0, 0, gt)  # level 256: the empty image's box [0, 0, 0, 0]
+    multi257 = np.empty(257)
+    single257 = np.empty(257)
+    ok257 = np.ones(257, dtype=np.bool_)
+    multi257[:256] = multi
+    single257[:256] = single
+    ok257[:256] = single_ok | ~need
+    multi257[256] = empty
+    single257[256] = empty
+    return levels, multi257, single257, ok257
+
+
+def level_sweep(q: np.ndarray, gt: np.ndarray, cam_thresholds: np.ndarray, want_single: bool = True,
+                want_multi: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Best IoUs at every CAM threshold's level in the contour modes asked for.
 
     Pixels live on the grid padded by one pixel on each side (index ``(y + 1)(W + 2) + x + 1``);
     the padding is OpenCV's zero frame: never foreground, and the "outside" background. The hole
@@ -499,18 +556,16 @@ def level_sweep(q: np.ndarray, gt: np.ndarray, need: np.ndarray, want_single: bo
     foreground sweep.
 
     Args:
-        q: ``(H, W)`` uint8 map.
+        q: ``(H, W)`` uint8 map, C-contiguous.
         gt: ``(k, 4)`` float64 GT boxes, inclusive corners.
-        need: ``(256,)`` bool, levels ``L`` (``F = q >= L``, ``L`` a value present in ``q``) to solve.
+        cam_thresholds: ``(T,)`` float64 CAM thresholds.
         want_single, want_multi: the modes to compute (the other's output stays zero).
 
     Returns:
-        ``(multi, single, single_ok)``, each ``(256,)``: the best IoU over every contour's box, the
-        IoU of the largest contour's box, and whether that largest contour was certified (when
-        ``False`` the caller must find it with OpenCV).
+        ``(levels, multi, single, single_ok)``: ``levels`` ``(T,)`` the level ``L`` (``F = q >= L``,
+        256 = empty) of each threshold; then, indexed by level, ``(257,)`` each: the best IoU over
+        every contour's box, the IoU of the largest contour's box, and whether that largest contour
+        was certified (when ``False`` the caller must find it with OpenCV).
     """
     h, w = q.shape
-    ws = _workspace(h, w)
-    _pixel_order(q, ws[16], ws[17])
-    hole_best = _hole_pass(h, w, gt, need, ws) if want_multi else np.zeros(256)
-    return _fg_pass(q, h, w, gt, need, want_single, want_multi, hole_best, ws)
+    return _sweep(q, gt, cam_thresholds, want_single, want_multi, _workspace(h, w))

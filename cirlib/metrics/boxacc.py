@@ -38,16 +38,6 @@ __all__ = ["boxacc_curves", "best_ious", "MODES"]
 MODES = ("single", "multi")
 
 
-def _threshold_levels(qmax: int, present: np.ndarray, cam_thresholds: np.ndarray) -> np.ndarray:
-    """Canonical level (smallest present value >= cut-off + 1; 256 = empty) for each threshold."""
-    cutoff = (cam_thresholds * np.uint8(qmax)).astype(np.int64)  # int(t * max), as the reference
-    level = np.clip(cutoff + 1, 0, 256)
-    # next_present[L] = smallest present value >= L (256 when none)
-    cand = np.where(present, np.arange(256), 256)
-    next_present = np.append(np.minimum.accumulate(cand[::-1])[::-1], 256)
-    return next_present[level]
-
-
 def _level_bboxes(q: np.ndarray) -> np.ndarray:
     """Bounding box (xmin, ymin, xmax, ymax) of ``q >= L`` for L = 0..255 (garbage when empty)."""
     colmax = q.max(axis=0).astype(np.int64)
@@ -128,21 +118,12 @@ def _best_ious(scoremap: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.nd
     """:func:`best_ious` on a map, boxes and thresholds already checked."""
     q = np.ascontiguousarray(quantize_scoremap(scoremap))
     h, w = q.shape
-    hist = np.bincount(q.ravel(), minlength=256)
-    present = hist > 0
-    qmax = int(np.flatnonzero(present)[-1])
-    levels_per_thr = _threshold_levels(qmax, present, cam_thresholds)
-    levels = np.unique(levels_per_thr)
-    need = np.zeros(256, dtype=bool)
-    need[levels[levels < 256]] = True
     gt = np.ascontiguousarray(np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4))
-    multi, single, single_ok = level_sweep(q, gt, need, "single" in modes, "multi" in modes)
-    empty_iou = float(box_iou_inclusive(np.zeros((1, 4), dtype=np.int64), gt).max())
-    multi = np.append(multi, empty_iou)  # index 256: empty image, box [0, 0, 0, 0]
-    single = np.append(single, empty_iou)
+    thr = np.ascontiguousarray(cam_thresholds, dtype=np.float64)
+    levels_per_thr, multi, single, single_ok = level_sweep(q, gt, thr, "single" in modes, "multi" in modes)
     out: dict[str, np.ndarray] = {}
     if "single" in modes:
-        todo = np.flatnonzero(need & ~single_ok)
+        todo = np.flatnonzero(~single_ok)
         if len(todo):
             bboxes = _level_bboxes(q)
             for level in todo:

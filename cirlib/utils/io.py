@@ -34,7 +34,7 @@ _UMASK_LOCK = threading.Lock()
 
 
 class AtomicWriteError(OSError):
-    """Writing a file failed; the previous version of the file (if any) is unchanged."""
+    """Writing a file failed; the file already on disk (if any) is left untouched."""
 
 
 def default_file_mode() -> int:

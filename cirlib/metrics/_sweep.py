@@ -101,6 +101,22 @@ def _push_root(p, parent, roots, rpos, nroots) -> int:
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _write_totals(r, x0, y0, x1, y1, first, a2, e4, count, size, bx0, by0, bx1, by1, pmin, area2, euler4,
+                  dirty) -> None:
+    """Root ``r`` takes the attributes kept in local variables (its IoU is recomputed if its box moved)."""
+    if bx0[r] != x0 or by0[r] != y0 or bx1[r] != x1 or by1[r] != y1:
+        dirty[r] = True
+    bx0[r] = x0
+    by0[r] = y0
+    bx1[r] = x1
+    by1[r] = y1
+    pmin[r] = first
+    area2[r] = a2
+    euler4[r] = e4
+    size[r] = count
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _best_iou(bx0: int, by0: int, bx1: int, by1: int, gt: np.ndarray) -> float:
     """max over GT boxes of the inclusive IoU, bit-identical to ``box_iou_inclusive``."""
     best = 0.0
@@ -328,6 +344,12 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
     parent, size, bx0, by0, bx1, by1, pmin, area2, iou_cache, dirty, roots, rpos, euler4, fg, xs, ys, order, start = ws
     fg[:] = 0  # only the nodes of added pixels are read, and a root's attributes are set when it starts
     nroots = 0
+    # The "hot" root (the largest component, as a rule) keeps its attributes in local variables:
+    # a pixel joining it updates no array; they are written back before anything reads them.
+    # While there is one component a joining pixel needs no find either.
+    hot = -1
+    hx0 = hy0 = hx1 = hy1 = hpmin = 0
+    ha2 = he4 = hsize = 0
     for v in range(255, -1, -1):
         if start[v + 1] == start[v]:
             continue
@@ -343,27 +365,62 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
                 by0[p] = by1[p] = ys[p]
                 pmin[p] = p
                 area2[p] = 0
-                euler4[p] = 0
+                euler4[p] = 4  # one pixel: 4 cells with one pixel each, chi = 1
                 dirty[p] = True
                 nroots = _push_root(p, parent, roots, rpos, nroots)
                 rp = p
+                if hot < 0:
+                    hot = p
+                    hx0 = hx1 = xs[p]
+                    hy0 = hy1 = ys[p]
+                    hpmin = p
+                    ha2 = 0
+                    he4 = 4
+                    hsize = 1
+            elif nroots == 1:  # p joins the only component, the hot one
+                parent[p] = hot
+                rp = hot
             else:  # join the first run's component (p's own node stays cold), merge the others'
                 rp = _find(parent, p + ring[_RUN_START[mask, 0]])
-                _add_pixel(p, rp, xs, ys, parent, size, bx0, by0, bx1, by1, pmin, dirty)
-                for j in range(1, runs):
-                    ro = _find(parent, p + ring[_RUN_START[mask, j]])
-                    if ro == rp:
-                        continue
-                    ra, rb = rp, ro
-                    if size[rb] > size[ra]:
-                        ra, rb = rb, ra
-                    area2[ra] += area2[rb]
-                    euler4[ra] += euler4[rb]
-                    nroots = _absorb(ra, rb, parent, size, bx0, by0, bx1, by1, pmin, dirty, roots, rpos, nroots)
-                    rp = ra
-            # every foreground pixel of a 2x2 cell is in one component, so the cell terms add up per root
-            area2[rp] += _AREA2_GAIN[mask]
-            euler4[rp] += _EULER4_GAIN[mask]
+                if runs > 1:  # merges (rare) work on the arrays; the larger of the two roots gets hot
+                    _write_totals(hot, hx0, hy0, hx1, hy1, hpmin, ha2, he4, hsize,
+                                  size, bx0, by0, bx1, by1, pmin, area2, euler4, dirty)
+                    for j in range(1, runs):
+                        ro = _find(parent, p + ring[_RUN_START[mask, j]])
+                        if ro == rp:
+                            continue
+                        ra, rb = rp, ro
+                        if size[rb] > size[ra]:
+                            ra, rb = rb, ra
+                        area2[ra] += area2[rb]
+                        euler4[ra] += euler4[rb]
+                        nroots = _absorb(ra, rb, parent, size, bx0, by0, bx1, by1, pmin, dirty, roots, rpos,
+                                         nroots)
+                        rp = ra
+                    hot = _find(parent, hot)
+                    if size[rp] > size[hot]:
+                        hot = rp
+                    hx0, hy0, hx1, hy1, hpmin = bx0[hot], by0[hot], bx1[hot], by1[hot], pmin[hot]
+                    ha2, he4, hsize = area2[hot], euler4[hot], size[hot]
+                if rp != hot:
+                    _add_pixel(p, rp, xs, ys, parent, size, bx0, by0, bx1, by1, pmin, dirty)
+                    # every foreground pixel of a 2x2 cell is in one component: cell terms add up per root
+                    area2[rp] += _AREA2_GAIN[mask]
+                    euler4[rp] += _EULER4_GAIN[mask]
+                else:
+                    parent[p] = hot
+            if rp == hot and runs > 0:
+                hx0 = min(hx0, xs[p])
+                hy0 = min(hy0, ys[p])
+                hx1 = max(hx1, xs[p])
+                hy1 = max(hy1, ys[p])
+                hpmin = min(hpmin, p)
+                ha2 += _AREA2_GAIN[mask]
+                he4 += _EULER4_GAIN[mask]
+                hsize += 1
+        if hot >= 0:
+            _write_totals(hot, hx0, hy0, hx1, hy1, hpmin, ha2, he4, hsize,
+                          size, bx0, by0, bx1, by1, pmin, area2, euler4, dirty)
         if not need[v]:
             continue
         if want_multi:

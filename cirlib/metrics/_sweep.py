@@ -381,7 +381,9 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
                 parent[p] = hot
                 rp = hot
             else:  # join the first run's component (p's own node stays cold), merge the others'
-                rp = _find(parent, p + ring[_RUN_START[mask, 0]])
+                rp = parent[p + ring[_RUN_START[mask, 0]]]
+                if rp != hot:
+                    rp = _find(parent, rp)
                 if runs > 1:  # merges (rare) work on the arrays; the larger of the two roots gets hot
                     _write_totals(hot, hx0, hy0, hx1, hy1, hpmin, ha2, he4, hsize,
                                   size, bx0, by0, bx1, by1, pmin, area2, euler4, dirty)

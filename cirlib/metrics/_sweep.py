@@ -11,8 +11,12 @@ boxes are (``x + w`` is one past the last pixel):
   runs through the foreground pixels 4-adjacent to it, one pixel outside its extent).
 
 Foreground components only merge as the level falls, and holes (background components) only merge
-as it rises, so two union-find sweeps over the pixels sorted by value (counting sort, 256 values)
-give the boxes of all levels in :math:`O(HW\,\alpha)` plus the per-level work on the live components.
+as it rises, so union-find sweeps over the pixels sorted by value (counting sort, 256 values) give
+the boxes of all levels in :math:`O(HW\,\alpha)` plus the per-level work on the live components.
+The foreground sweep reads each added pixel's 8-neighbour mask: consecutive ring neighbours are
+4-adjacent, so one ``find`` per run of foreground neighbours suffices, and table lookups give what
+the pixel adds to the quantities below. The hole sweep is needed for the hole boxes of
+multi-contour mode only.
 
 **Single contour.** ``cv2.contourArea`` of the outer contour of :math:`C` equals the area of the
 union of the 2x2 pixel cells of the *filled* component :math:`\bar C` (:math:`C` plus everything it
@@ -20,17 +24,20 @@ encloses), counting a cell with 4 pixels of :math:`\bar C` as 1 and with 3 as 1/
 
 .. math:: A(C) = n_4(\bar C) + \tfrac12\, n_3(\bar C) \ge a(C) := n_4(C) + \tfrac12\, n_3(C).
 
-Every cell with at least three foreground pixels lies in one component, so :math:`a(C)` is kept per
-union-find root (in half units). A hole's polygon lies in the box of its contour, so
-:math:`A(C) \le a(C) + \sum_h (w_h + 1)(h_h + 1)` (sum over all holes of the level). Hole contours
-and components nested in holes are enclosed by an outer contour that precedes them in OpenCV's
-order and has at least their area, so the largest contour is an outer one. The component
-:math:`C^*` with the largest :math:`a` is *certified* the largest contour when no hole exists and its
-:math:`a` is the unique maximum, or when :math:`a(C^*) > a(C') + \sum_h (w_h+1)(h_h+1)` for every
-other :math:`C'`. Where the bounds leave it open, the exact :math:`A` of every component that may be
-the largest (its :math:`a` plus its holes' bound reaches :math:`a(C^*)`) is counted on the filled
-component in the crop of its box (:func:`_filled_area2`); only a tie for the largest exact area,
-which OpenCV's contour order decides, is flagged for an exact OpenCV call by the caller.
+All foreground pixels of a 2x2 cell lie in one component (any two of them are 8-adjacent), so
+:math:`a(C)` and the Euler number :math:`\chi(C) = 1 - (\text{holes of } C)`, by bit quads
+:math:`4\chi = n(Q_1) - n(Q_3) - 2 n(Q_D)` (Gray 1971), are sums over cells kept per union-find root.
+A component with :math:`\chi(C) = 1` encloses nothing: :math:`A(C) = a(C)`. One with holes has
+:math:`a(C) < A(C) \le (x_1 - x_0)(y_1 - y_0)` (filling the raster-first pixel of a hole turns
+its up-left cell from 2 or 3 pixels of :math:`C` to 3 or 4; the contour runs through pixel centres
+inside the box). Hole contours and components nested in holes are enclosed by an outer contour that precedes
+them in OpenCV's order and has at least their area, so the largest contour is an outer one. The component
+:math:`C^*` with the largest :math:`a` (ties: the largest raster-first pixel, as OpenCV lists
+top-level contours in reverse raster order) is *certified* the largest contour when no other holed
+component's box bound reaches :math:`a(C^*)`. Otherwise the exact :math:`A` of every component that
+may be the largest is counted on the filled component in the crop of its box
+(:func:`_filled_area2`); only a tie for the largest exact area involving a holed component is
+flagged for an exact OpenCV call by the caller.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ interval 0.001). This module gives the same numbers with far less work (see ``do
    smallest present value :math:`\ge L` and each distinct binary image is solved once.
 2. **Union-find level sweeps** (:mod:`cirlib.metrics._sweep`, compiled with numba): the boxes of
    every contour (outer: 8-connected components; holes: 4-connected background components off the
-   border) of every level in two passes, and the largest contour by ``contourArea`` from exact
-   cell-count areas wherever bounds decide it.
-3. **Everything else** (single mode, levels where two components tie for the largest exact area,
-   so OpenCV's contour order decides) calls ``cv2.findContours`` on
+   border, multi mode only) of every level, and the largest contour by ``contourArea`` from exact
+   cell-count areas and per-component Euler numbers (which say whether a component encloses holes).
+3. **Everything else** (single mode, levels where a holed component ties for the largest exact
+   area, so OpenCV's contour order decides) calls ``cv2.findContours`` on
    the crop of :math:`F_L`'s bounding box (translation keeps contours, their order and their
    areas) and ranks the contours by exact shoelace areas, as ``cv2.contourArea``.
 

@@ -1,8 +1,9 @@
-"""Issue 26, item 6: SIGTERM (Slurm, ``docker stop``, ``kill``) stops a run like Ctrl-C.
+"""SIGTERM (Slurm, ``docker stop``, ``kill``) stops a run like Ctrl-C.
 
-It ended the process silently, with ``metrics.json`` still saying ``"running"``. Now the run stops
-at the next step boundary, writes ``last.pt`` there, records ``"interrupted"``, prints the one-line
-``--resume`` hint and exits with 143; the resumed run ends exactly as an uninterrupted one.
+The run stops at the next step boundary, writes ``last.pt`` there, records ``"interrupted"``, prints
+the one-line ``--resume`` hint and exits with 143; the resumed run ends exactly as an uninterrupted
+one. Loader workers ignore the signal, so a run that fails while they run shuts them down itself and
+the process still exits.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from cirlib.engine import read_checkpoint
+from fixtures_data import make_cub_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "synthetic" / "tiny.yaml"
@@ -115,3 +117,21 @@ def test_interrupted_final_evaluation_is_recorded(tmp_path, monkeypatch):
         fit(config, progress=False)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "interrupted" and (out / "final.pt").is_file()
+
+
+def test_a_run_that_fails_with_loader_workers_running_exits(tmp_path):
+    """A bad image met by a loader worker mid-epoch ends the command in one line, and the process exits.
+
+    The workers ignore SIGTERM; left to the interpreter's exit (which sends them SIGTERM, then waits),
+    they would keep it waiting forever.
+    """
+    info = make_cub_fixture(tmp_path / "cub")
+    bad = tmp_path / "cub" / "images" / info["train"][0]["image_id"]
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size * 2 // 3])  # the header passes, decoding fails
+    command = [sys.executable, "-m", "cirlib", "train", "--config", str(TINY), "--no-progress", "--set",
+               "data.name=cub", f"data.root={tmp_path / 'cub'}", "data.image_size=32", "data.batch_size=1",
+               "data.num_workers=1", "data.train_limit=null", "data.eval_limit=null", "eval.val_split=null",
+               "model.num_classes=null", "train.epochs=1", f"output_dir={tmp_path / 'run'}"]
+    done = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 2, done.stderr
+    assert "Cannot decode image" in done.stderr and bad.name in done.stderr

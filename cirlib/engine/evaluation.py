@@ -31,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cirlib.engine.distributed import broadcast_object, gather_objects, is_distributed, is_main_process
+from cirlib.engine.signals import batches
 from cirlib.maps import localization_maps
 from cirlib.scoring import save_scoremap
 
@@ -173,12 +174,14 @@ def evaluate_model(
     scorer = _Scorer(thresholds, iou_thresholds, save_maps) if not is_distributed() else None
     records: list[dict] = []
     try:
-        for batch in tqdm(loader, desc=desc, leave=False, disable=progress_disabled(progress)):
-            rec = _collect_batch(model, batch, device, amp, channels_last)
-            if scorer is not None:
-                scorer.update(rec)
-            else:
-                records.append(rec)
+        total = len(loader) if hasattr(loader, "__len__") else None
+        with batches(loader) as iterator:
+            for batch in tqdm(iterator, total=total, desc=desc, leave=False, disable=progress_disabled(progress)):
+                rec = _collect_batch(model, batch, device, amp, channels_last)
+                if scorer is not None:
+                    scorer.update(rec)
+                else:
+                    records.append(rec)
     finally:
         model.train(was_training)
 

@@ -10,16 +10,19 @@ SIGTERM is what job schedulers (Slurm at the time limit, ``scancel``), ``docker 
 
 A second signal while one is pending raises at once. DataLoader workers ignore both signals
 (:func:`ignore_stop_signals_in_worker`): the main process decides, and the workers end with it.
+Because a worker ignores SIGTERM, it must be shut down through its loader, never left to the
+interpreter's exit (which terminates leftover workers with SIGTERM and then waits for them): every
+loop over a loader goes through :func:`batches`, which shuts the workers down however the loop ends.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["Interrupted", "StopSignals", "ignore_stop_signals_in_worker", "terminate_as_interrupt"]
+__all__ = ["Interrupted", "StopSignals", "batches", "ignore_stop_signals_in_worker", "terminate_as_interrupt"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -103,3 +106,21 @@ def ignore_stop_signals_in_worker(worker_id: int) -> None:
     its checkpoint; the worker ends when the main process does."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+@contextmanager
+def batches(loader: Iterable) -> Iterator[Iterator]:
+    """``with batches(loader) as it: for batch in it: ...``: the loader's iterator, whose worker processes
+    are shut down when the block ends, normally or by an exception (a bad image, a signal).
+
+    Without it an exception leaves the iterator in a reference cycle with its traceback; the workers
+    then live until the interpreter exits, where they ignore the SIGTERM it sends them
+    (:func:`ignore_stop_signals_in_worker`) and the exit waits for them forever.
+    """
+    iterator = iter(loader)
+    try:
+        yield iterator
+    finally:
+        shutdown = getattr(iterator, "_shutdown_workers", None)  # a multi-process DataLoader's iterator
+        if shutdown is not None:
+            shutdown()

@@ -45,7 +45,7 @@ from cirlib.engine.distributed import (
     is_main_process,
 )
 from cirlib.engine.evaluation import evaluate_model, progress_disabled
-from cirlib.engine.signals import Interrupted, StopSignals
+from cirlib.engine.signals import Interrupted, StopSignals, batches
 from cirlib.utils import atomic_torch_save, atomic_write_json, resolve_device
 from cirlib.utils.memory import keep_freed_cpu_memory
 
@@ -363,8 +363,8 @@ class Trainer:
             leave=False,
             disable=progress_disabled(self.progress),
         )
-        with self.signals.deferred():
-            for batch in self.train_loader:
+        with self.signals.deferred(), batches(self.train_loader) as loader:
+            for batch in loader:
                 self._train_step(batch, bar, every)
         bar.close()
         return self._epoch_stats()

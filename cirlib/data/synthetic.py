@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cirlib.data.transforms import WSOLTransform, apply_transform
+from cirlib.utils.choices import validate_choice
 
 #: Default number of images per split (override with ``size=``).
 DEFAULT_SPLIT_SIZES: dict[str, int] = {"train": 6000, "val": 1000, "test": 1000}
@@ -158,8 +159,7 @@ class SyntheticWSOL(Dataset):
         std: Sequence[float] = SYNTHETIC_STD,
         **knobs,
     ) -> None:
-        if split not in _SPLIT_CODES:
-            raise ValueError(f"SyntheticWSOL: split={split!r} is not one of {sorted(_SPLIT_CODES)}.")
+        validate_choice("split", split, sorted(_SPLIT_CODES), prefix="SyntheticWSOL: ")
         unknown = set(knobs) - set(SyntheticSpec.__dataclass_fields__)
         if unknown:
             raise TypeError(

@@ -61,8 +61,7 @@ def box_target(
         map_size: ``(h, w)`` of the class maps.
         mode: ``"area"`` (fraction of each cell inside a box) or ``"center"`` (the cell centre's pixel).
     """
-    if mode not in BOX_TARGETS:
-        raise ValueError(f"box_target: mode={mode!r} is not one of {', '.join(BOX_TARGETS)}.")
+    validate_choice("mode", mode, BOX_TARGETS, prefix="box_target: ")
     (height, width), (h, w) = image_size, map_size
     masks = torch.stack([box_mask(b, height, width) for b in boxes]).unsqueeze(1)
     if mode == "area":

@@ -154,9 +154,9 @@ def test_2_final_pt_without_last_pt_is_refused(completed, capsys):
     assert _snapshot(completed) == before, "the finished final.pt, best.pt and metrics.json stay"
 
 
-def test_2_the_issue_case_interrupted_new_config_over_a_completed_run(completed, capsys):
-    """A run with another lr started into a completed run's folder can no longer start, so its resume
-    cannot report the old model."""
+def test_2_a_new_config_over_a_completed_run(completed, capsys):
+    """A run with another lr cannot start in a completed run's folder, nor resume there, so no resume
+    can report the completed run's model as its own."""
     assert _train(completed, "train.epochs=2", "train.lr=0.005") == 2
     assert "holds another run" in _error_line(capsys)
     assert _train(completed, "train.epochs=2", "train.lr=0.005", flags=("--resume",)) == 2

@@ -357,7 +357,7 @@ def complementary_head_maps(model, images: torch.Tensor, labels: torch.Tensor) -
     Every map goes through the evaluator's pipeline (:mod:`cirlib.maps`: class map at feature size,
     :func:`~cirlib.maps.fuse` of the two classifiers' normalised maps for the fusions, bicubic
     upsampling, min-max normalisation), so ``"max fusion (the default)"`` equals what the model's
-    own evaluation scores when its ``cam_fusion`` is ``"max"``.
+    own evaluation scores; ``"mean fusion"`` is the alternative for comparison only.
 
     Args:
         model: a :class:`~cirlib.methods.complementary.ComplementaryModel` with two classifiers.

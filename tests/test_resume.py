@@ -20,36 +20,25 @@ import pytest
 import torch
 
 from cirlib.engine import read_checkpoint
+from cli_runs import ROOT, TINY, single_thread_env, strip_times, train_command
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "configs" / "synthetic" / "tiny.yaml"
 # 6 steps per epoch, a mid-epoch checkpoint every 2 steps; 3 epochs leave time to kill in epoch 2 or 3.
 SETTINGS = ["train.epochs=3", "train.checkpoint_every_steps=2", "model.method=has"]
 
 
 def _cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "cirlib", "train", "--config", str(TINY), "--set", f"output_dir={out}",
-            *SETTINGS, *extra]
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env.update(TQDM_DISABLE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
-    return env
-
-
-def _strip_times(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in h.items() if k != "time_s"} for h in history]
+    return train_command(out, SETTINGS, *extra)
 
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_identical_metrics(tmp_path):
     reference = tmp_path / "reference"
-    done = subprocess.run(_cmd(reference), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180)
+    done = subprocess.run(_cmd(reference), cwd=ROOT, env=single_thread_env(),
+                          capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(killed), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_cmd(killed), cwd=ROOT, env=single_thread_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     ckpt_path = killed / "last.pt"
     seen = None
@@ -73,15 +62,15 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
     on_disk = read_checkpoint(ckpt_path)
     assert 0 < on_disk["step_in_epoch"] < 6 and on_disk["epoch"] >= 1
 
-    resumed = subprocess.run(_cmd(killed, "--resume"), cwd=ROOT, env=_env(), capture_output=True, text=True,
-                             timeout=180)
+    resumed = subprocess.run(_cmd(killed, "--resume"), cwd=ROOT, env=single_thread_env(),
+                             capture_output=True, text=True, timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     assert "Resumed from" in resumed.stdout + resumed.stderr
 
     ref = json.loads((reference / "metrics.json").read_text())
     got = json.loads((killed / "metrics.json").read_text())
     assert got["status"] == "completed" and got["global_step"] == ref["global_step"] == 18
-    assert _strip_times(got["history"]) == _strip_times(ref["history"])
+    assert strip_times(got["history"]) == strip_times(ref["history"])
     assert got["test"] == ref["test"]
     a = read_checkpoint(reference / "final.pt")["model"]
     b = read_checkpoint(killed / "final.pt")["model"]

@@ -19,34 +19,22 @@ from pathlib import Path
 import pytest
 
 from cirlib.engine import read_checkpoint
+from cli_runs import ROOT, TINY, single_thread_env, strip_times, train_command
 from fixtures_data import make_cub_fixture
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "configs" / "synthetic" / "tiny.yaml"
 # 6 steps per epoch, no periodic mid-epoch checkpoint: only the signal writes one mid-epoch.
 SETTINGS = ["train.epochs=6", "train.checkpoint_every_steps=0", "eval.val_split=null", "train.lr_schedule=cosine"]
 
 
 def _cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "cirlib", "train", "--config", str(TINY), "--set", f"output_dir={out}",
-            *SETTINGS, *extra]
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env.update(TQDM_DISABLE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
-    return env
-
-
-def _strip_times(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in h.items() if k != "time_s"} for h in history]
+    return train_command(out, SETTINGS, *extra)
 
 
 @pytest.mark.slow
 def test_sigterm_checkpoints_says_how_to_resume_and_the_resume_is_exact(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(out), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(_cmd(out), cwd=ROOT, env=single_thread_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None and not (out / "metrics.json").is_file():
@@ -69,18 +57,19 @@ def test_sigterm_checkpoints_says_how_to_resume_and_the_resume_is_exact(tmp_path
     assert ckpt["global_step"] == metrics["global_step"] > 0, "last.pt is the step it stopped at"
     assert not (out / "final.pt").exists() and not (out / "run.lock").exists()
 
-    resumed = subprocess.run(_cmd(out, "--resume"), cwd=ROOT, env=_env(), capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(_cmd(out, "--resume"), cwd=ROOT, env=single_thread_env(),
+                             capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"Resumed from {out / 'last.pt'}" in resumed.stdout
 
     reference = tmp_path / "reference"
-    done = subprocess.run(_cmd(reference), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_cmd(reference), cwd=ROOT, env=single_thread_env(),
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     ref = json.loads((reference / "metrics.json").read_text())
     got = json.loads((out / "metrics.json").read_text())
     assert got["status"] == "completed" and got["global_step"] == ref["global_step"] == 36
-    assert _strip_times(got["history"]) == _strip_times(ref["history"])
+    assert strip_times(got["history"]) == strip_times(ref["history"])
     assert got["test"] == ref["test"]
 
 
@@ -132,6 +121,7 @@ def test_a_run_that_fails_with_loader_workers_running_exits(tmp_path):
                "data.name=cub", f"data.root={tmp_path / 'cub'}", "data.image_size=32", "data.batch_size=1",
                "data.num_workers=1", "data.train_limit=null", "data.eval_limit=null", "eval.val_split=null",
                "model.num_classes=null", "train.epochs=1", f"output_dir={tmp_path / 'run'}"]
-    done = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
+    done = subprocess.run(command, cwd=ROOT, env=single_thread_env(),
+                          capture_output=True, text=True, timeout=240)
     assert done.returncode == 2, done.stderr
     assert "Cannot decode image" in done.stderr and bad.name in done.stderr

@@ -249,21 +249,17 @@ def test_sweep_equals_the_reference_on_random_noise():
             np.testing.assert_array_equal(got[mode], want, err_msg=f"{mode} {m.shape}")
 
 
-def _multi_peak_maps(rng, n, size=64):
-    """CAM-like maps as in benchmarks/bench_boxacc.py: low-resolution noise plus 1-3 blobs, bilinearly
-    upsampled, min-max normalised (rings, saddles and merging peaks across the levels)."""
-    import cv2
+def _multi_peak_maps(n, seed, size=64):
+    """The benchmark's CAM-like maps (``benchmarks/bench_boxacc.py``: noise plus 1-3 blobs, upsampled,
+    min-max normalised): rings, saddles and merging peaks across the levels."""
+    import importlib.util
+    from pathlib import Path
 
-    maps = []
-    for _ in range(n):
-        low = rng.random((14, 14)) * 0.3
-        yy, xx = np.mgrid[0:14, 0:14]
-        for _ in range(rng.integers(1, 4)):
-            cy, cx, s = rng.uniform(0, 14), rng.uniform(0, 14), rng.uniform(1, 4)
-            low += rng.uniform(0.5, 1) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
-        m = cv2.resize(low, (size, size), interpolation=cv2.INTER_LINEAR)
-        maps.append((m - m.min()) / (m.max() - m.min()))
-    return maps
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_boxacc.py"
+    spec = importlib.util.spec_from_file_location("bench_boxacc", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.smooth_maps(n, seed, size=size)
 
 
 def _largest_contour_cases(rng):
@@ -297,7 +293,7 @@ def test_sweep_equals_reference_on_multi_peak_and_largest_contour_maps(interval)
     gives the straightforward implementation's IoUs at every threshold."""
     rng = np.random.default_rng(21)
     thr = np.arange(0, 1, interval)
-    cases = _multi_peak_maps(rng, 6) + _largest_contour_cases(rng)
+    cases = _multi_peak_maps(6, seed=21) + _largest_contour_cases(rng)
     for i, m in enumerate(cases):
         h, w = m.shape
         for gt in (np.array([[1, 1, w // 2, h // 2]]), np.array([[w // 3, h // 3, w - 1, h - 1], [0, 0, 3, 3]])):

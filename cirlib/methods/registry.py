@@ -54,7 +54,7 @@ class MethodSpec:
         presets: constructor options that make this variant (only those that differ from the
             class's defaults; options given to ``build_model`` override them).
         relative_cost: single-threaded training cost per image relative to CAM's (CAM = 1), measured
-            under the ``demo`` budget (the train times of ``results/results.json``); ``None`` where not
+            under the ``demo`` budget (the CPU times of ``results/results.json``); ``None`` where not
             measured yet. Used only for the time estimates printed before a training.
         chain: a step of the paper's chain, the subject of notebooks 01-07.
         in_results: a row of the ``make results`` ablation table.
@@ -96,7 +96,7 @@ class MethodSpec:
 _COMPLEMENTARY = "cirlib.methods.complementary:ComplementaryModel"
 
 #: Every method, in the order of the ablation table and the help texts. The relative costs are the
-#: single-threaded train times of ``results/results.json`` (CAM 74 s, full 322 s for 6 epochs).
+#: per-run CPU times (``cpu_time_s``) of ``results/results.json`` over CAM's, rounded (CAM 82 s, full 261 s).
 METHOD_SPECS: tuple[MethodSpec, ...] = (
     MethodSpec("cam", "cirlib.methods.cam:CAMModel",
                "CAM baseline: backbone + 1x1-conv classifier + GAP, cross-entropy on the full image",
@@ -106,7 +106,7 @@ METHOD_SPECS: tuple[MethodSpec, ...] = (
                relative_cost=1.0, chain=True, in_results=True),
     MethodSpec("complementary", _COMPLEMENTARY,
                "two complementary images (M*I, (1-M)*I), shared backbone, two classifiers",
-               relative_cost=1.8, chain=True, in_results=True),
+               relative_cost=1.9, chain=True, in_results=True),
     MethodSpec("caam", _COMPLEMENTARY,
                "complementary + channel-wise assisted attention module (CAAM) between the branches",
                presets={"use_caam": True}, relative_cost=1.9, chain=True, in_results=True),
@@ -116,7 +116,7 @@ METHOD_SPECS: tuple[MethodSpec, ...] = (
     MethodSpec("full", _COMPLEMENTARY,
                "complementary + CAAM + SSAM + attention-based fusion loss ('max')",
                presets={"use_caam": True, "use_ssam": True, "fusion_loss": DEFAULT_FUSION_LOSS},
-               relative_cost=3.0, chain=True, in_results=True),
+               relative_cost=3.2, chain=True, in_results=True),
     # The summary of the paper read literally (docs/reconstruction.md): the full method with unbounded
     # scales, DANet's additive SSAM, F^t = F^c + F^s and the class maps read from F^t.
     MethodSpec("literal", _COMPLEMENTARY,
@@ -125,7 +125,7 @@ METHOD_SPECS: tuple[MethodSpec, ...] = (
                presets={"use_caam": True, "use_ssam": True, "fusion_loss": DEFAULT_FUSION_LOSS,
                         "attention_scale": "linear", "ssam_mode": "additive", "aggregation": "sum",
                         "cam_from": "attended"},
-               relative_cost=3.6, in_results=True),  # CPU time per run in results/results.json: 291 s, CAM 82 s
+               relative_cost=3.6, in_results=True),
     # The other WSOL methods of the reference benchmark (docs/other_methods.md). Their costs: one
     # training step on one thread against CAM's in the same interleaved rounds (0.96-1.03), so 1.0.
     MethodSpec("acol", "cirlib.methods.acol:ACoLModel",

@@ -141,6 +141,10 @@ def _delete_sessions(lab) -> None:
 
 
 def _kernel_idle(lab) -> bool:
+    # A session is recorded only once its kernel has started; before that, listing the kernels races
+    # jupyter_server's start (the kernel is listed before its execution_state is set: a 500).
+    if not lab.api("/api/sessions"):
+        return False
     kernels = lab.api("/api/kernels")
     return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
 

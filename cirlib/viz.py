@@ -16,9 +16,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib import patches
+from matplotlib import patheffects
 
-GT_COLOR = "#00c853"  # green: ground truth
-PRED_COLOR = "#ff1744"  # red: predicted box
+#: Every localization map is drawn with one perceptual colormap (uniform lightness steps, readable
+#: in grey and by colour-blind readers), on a fixed [0, 1] scale, with a colorbar: jet's bright bands
+#: invent edges the map does not have, and its red peak looks like a red box.
+MAP_CMAP = "viridis"
+#: Boxes are white with a black outline: no map value (viridis has no white) and no synthetic head
+#: colour (saturated hues) can be taken for them. The ground truth is solid, a predicted box dashed.
+GT_COLOR = "white"
+PRED_COLOR = "white"
+GT_STYLE = "solid"
+PRED_STYLE = "dashed"
+#: A caption fragment for figures that draw both kinds of box.
+BOX_LEGEND = "GT box solid, predicted box dashed"
 plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "font.size": 11})
 
 
@@ -39,29 +50,63 @@ def to_numpy_image(image: torch.Tensor | np.ndarray, mean: Sequence[float] | Non
 
 
 def draw_box(ax: plt.Axes, box: Sequence[float], color: str = GT_COLOR, label: str | None = None,
-             linewidth: float = 2.0) -> None:
-    """Draw an inclusive-corner box ``x0, y0, x1, y1`` (pixel centres) on ``ax``."""
+             linewidth: float = 2.0, linestyle: str = GT_STYLE) -> None:
+    """Draw an inclusive-corner box ``x0, y0, x1, y1`` (pixel centres) on ``ax``, outlined in black."""
     x0, y0, x1, y1 = (float(v) for v in box)
-    ax.add_patch(patches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False,
-                                   edgecolor=color, linewidth=linewidth, label=label))
+    rect = patches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, edgecolor=color,
+                             linewidth=linewidth, linestyle=linestyle, label=label)
+    rect.set_path_effects([patheffects.withStroke(linewidth=linewidth + 1.5, foreground="black")])
+    ax.add_patch(rect)
 
 
 def show_image(ax: plt.Axes, image, boxes: Iterable[Sequence[float]] = (), pred_boxes: Iterable = (),
                cam: np.ndarray | torch.Tensor | None = None, title: str | None = None,
                mean=None, std=None, alpha: float = 0.5) -> plt.Axes:
-    """An image with GT boxes (green), predicted boxes (red) and an optional CAM overlay (jet)."""
+    """An image with GT boxes (solid), predicted boxes (dashed) and an optional map overlay.
+
+    The map (values in [0, 1]) is drawn with :data:`MAP_CMAP`; add one colorbar per figure with
+    :func:`map_colorbar`.
+    """
     ax.imshow(to_numpy_image(image, mean, std))
     if cam is not None:
         cam = cam.detach().float().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam)
-        ax.imshow(cam, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
+        ax.imshow(cam, cmap=MAP_CMAP, alpha=alpha, vmin=0.0, vmax=1.0)
     for box in boxes:
-        draw_box(ax, box, GT_COLOR)
+        draw_box(ax, box, GT_COLOR, linestyle=GT_STYLE)
     for box in pred_boxes:
-        draw_box(ax, box, PRED_COLOR)
+        draw_box(ax, box, PRED_COLOR, linestyle=PRED_STYLE)
     if title:
         ax.set_title(title)
     ax.set_axis_off()
     return ax
+
+
+def show_map(ax: plt.Axes, values, title: str | None = None, vmin: float = 0.0, vmax: float | None = 1.0,
+             cmap: str = MAP_CMAP):
+    """A map on its own (no image below), ``(H, W)``, on the fixed scale ``[vmin, vmax]``; returns the image.
+
+    ``vmax=None`` scales to the map's maximum (for maps that are not normalised, e.g. attention).
+    """
+    values = values.detach().float().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=values.max() if vmax is None else vmax)
+    if title:
+        ax.set_title(title)
+    ax.set_axis_off()
+    return image
+
+
+def map_colorbar(fig: plt.Figure, axes, label: str = "normalised map", mappable=None) -> None:
+    """One colorbar for the maps of ``axes`` (an axes or an array of them), beside them.
+
+    Without ``mappable`` the bar shows :data:`MAP_CMAP` on [0, 1], the scale of every normalised map
+    :func:`show_image` and :func:`show_map` draw; pass the image :func:`show_map` returned for another scale.
+    """
+    from matplotlib import cm, colors
+
+    if mappable is None:
+        mappable = cm.ScalarMappable(norm=colors.Normalize(0.0, 1.0), cmap=MAP_CMAP)
+    axes_list = list(np.ravel(axes)) if isinstance(axes, np.ndarray) else axes
+    fig.colorbar(mappable, ax=axes_list, label=label, shrink=0.8)
 
 
 def image_grid(n_rows: int, n_cols: int, size: float = 2.6) -> tuple[plt.Figure, np.ndarray]:
@@ -125,7 +170,7 @@ def plot_maxboxacc_vs_iou(values: dict[str, dict[str, float]], ax: plt.Axes | No
 def plot_method_maps(models: dict[str, torch.nn.Module], metrics: dict[str, dict], items: Sequence[dict],
                      mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                      iou_threshold: str = "50") -> plt.Figure:
-    """One row per method: its GT-class map (jet), the GT boxes (green) and its boxes (red) on ``items``.
+    """One row per method: its GT-class map, the GT boxes (solid) and its boxes (dashed) on ``items``.
 
     The boxes are drawn the way the metric finds them: the map of
     :func:`cirlib.analysis.localization_maps` thresholded at the method's best CAM threshold for
@@ -152,6 +197,7 @@ def plot_method_maps(models: dict[str, torch.nn.Module], metrics: dict[str, dict
             iou = box_iou_inclusive(boxes, torch.as_tensor(it["boxes"]).numpy()).max()
             show_image(ax, it["image"], boxes=it["boxes"], pred_boxes=boxes, cam=cam, mean=mean, std=std,
                        title=f"{method}: IoU {iou:.2f}")
+    map_colorbar(fig, axes)
     return fig
 
 

@@ -24,6 +24,7 @@ import copy
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -169,17 +170,26 @@ def run_notebook(
 
 
 def prepare_ci(source_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
-    """Inject the FAST parameters into copies of every notebook, for ``nbval`` to execute once."""
+    """Inject the FAST parameters into copies of every notebook, for ``nbval`` to execute once.
+
+    The student copies (solutions removed, see :func:`make_student_copies`) go to ``out_dir/student``
+    with the same parameters and run folder: nbval runs them after the notebooks, so a student copy
+    that stops on an unanswered exercise fails CI.
+    """
     out_dir = Path(out_dir).resolve()
     artifacts = out_dir / "artifacts"
     written = []
-    for notebook in list_notebooks(source_dir):
-        params = dict(FAST_PARAMETERS, OUTPUT_DIR=str(artifacts))
-        params = {k: v for k, v in params.items() if k in declared_parameters(notebook)}
-        target = out_dir / notebook.name
-        run_notebook(notebook, target, params, prepare_only=True)
-        _mark_reference_outputs(target)
-        written.append(target)
+    with tempfile.TemporaryDirectory() as tmp:
+        students = {p.name: p for p in make_student_copies(source_dir, tmp)}
+        for notebook in list_notebooks(source_dir):
+            params = dict(FAST_PARAMETERS, OUTPUT_DIR=str(artifacts))
+            params = {k: v for k, v in params.items() if k in declared_parameters(notebook)}
+            target = out_dir / notebook.name
+            run_notebook(notebook, target, params, prepare_only=True)
+            _mark_reference_outputs(target)
+            student = out_dir / "student" / notebook.name
+            run_notebook(students[notebook.name], student, params, prepare_only=True)
+            written += [target, student]
     return written
 
 
@@ -292,7 +302,7 @@ def _report_figures(out_dir: Path, paths: list[Path]) -> None:
     missing = [r for r in reports if not r.ok]
     if missing:
         raise RuntimeError(f"{len(missing)} executed notebook(s) in {out_dir} show fewer figures than their cells "
-                           "draw (see the lines above); does every import cell start with `%matplotlib inline`?")
+                           "draw (see the lines above); does every notebook call cirlib.notebook.setup(globals()) (it draws inline)?")
 
 
 def install_kernel(prefix: str | os.PathLike | None = None, user: bool = True) -> Path:
@@ -393,8 +403,10 @@ def make_student_copies(source_dir: str | os.PathLike, out_dir: str | os.PathLik
             if SOLUTION_TAG in tags:
                 cell.source = STUDENT_PLACEHOLDER + _solution_stub(cell.source)
                 cell.outputs = [] if cell.cell_type == "code" else cell.get("outputs", [])
-            if KEEP_OUTPUT_TAG in tags:
+            if KEEP_OUTPUT_TAG in tags:  # a student runs it: no stored output, no nbval marker
                 cell.outputs = []
+                cell.source = cell.source.removeprefix("# NBVAL_CHECK_OUTPUT\n")
+                tags.remove(KEEP_OUTPUT_TAG)
         target = out_dir / notebook.name
         _write(nb, target)
         written.append(target)
@@ -503,8 +515,9 @@ def main_from_args(args: argparse.Namespace) -> int:
         for report in reports:
             print(report.line())
         if not all(r.ok for r in reports):
-            print(f"Some notebooks in {args.folder} show fewer figures than their cells draw. Fix: start the import "
-                  "cell with `%matplotlib inline` (a kernel with MPLBACKEND=Agg draws nothing otherwise).",
+            print(f"Some notebooks in {args.folder} show fewer figures than their cells draw. Fix: call "
+                  "cirlib.notebook.setup(globals()) after the parameters cell: it sets `%matplotlib inline` "
+                  "(a kernel with MPLBACKEND=Agg draws nothing otherwise).",
                   file=sys.stderr)
             return 1
     elif command == "kernel":

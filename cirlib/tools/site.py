@@ -27,6 +27,8 @@ from pathlib import Path
 from cirlib.paths import REPO_ROOT  # the folder holding README.md, docs/ and figures/
 from cirlib.tools.notebooks import list_notebooks
 
+#: Cells holding an exercise's solution (hidden behind a toggle on the site, collapsed in JupyterLab).
+SOLUTION_TAG = "solution"
 #: Cells the browser tests append to a notebook (the kernel check); never part of the site.
 BROWSER_CHECK_TAG = "browser-check"
 #: Mime type of a live widget: a static page has no kernel to drive it, so the site drops these
@@ -90,16 +92,21 @@ def _landing_page(readme: str, notebooks: list[Path], docs: list[Path]) -> str:
 def _site_notebook(source: Path, target: Path, repo_root: Path = REPO_ROOT) -> None:
     """Copy an executed notebook for the site: no widget views, no test-only cells.
 
-    The parameters papermill injected stay (they say how the page was run), with paths inside the
-    repository written relative to it: a reader needs ``results/runs``, not the builder's home folder.
+    The parameters papermill injected stay (they say how the page was run) behind a toggle, with paths
+    inside the repository written relative to it: a reader needs ``results/runs``, not the builder's
+    home folder. Solutions sit behind a toggle too (MyST-NB's ``hide-input``).
     """
     import nbformat
 
     nb = nbformat.read(str(source), as_version=4)
     nb.cells = [c for c in nb.cells if BROWSER_CHECK_TAG not in c.metadata.get("tags", [])]
     for cell in nb.cells:
-        if "injected-parameters" in cell.metadata.get("tags", []):
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags:
             cell.source = cell.source.replace(f"{Path(repo_root).resolve()}/", "")
+            tags.append("hide-cell")  # how the page was run: behind a toggle, under the parameters cell
+        if SOLUTION_TAG in tags:
+            tags.append("hide-input")  # an exercise's solution: behind a "show" toggle, its output stays
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.get("outputs", []) if WIDGET_VIEW_MIME not in o.get("data", {})]
     nb.metadata.pop("widgets", None)

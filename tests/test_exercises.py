@@ -88,7 +88,16 @@ def _advanced_cases(gen: torch.Generator):
 
 def test_every_checker_is_covered(dataset):
     covered = {case[0].__name__ for case in _cases(dataset)}
-    assert covered == set(exercises.__all__)
+    assert covered | {"check_explanation"} == set(exercises.__all__)  # explanations: see the test below
+
+
+def test_an_explanation_is_never_graded_but_compared_with_the_key_ideas(capsys):
+    ideas = {"the head is a small part of the object": ("small", "tiny"), "the background is suppressed": ("background",)}
+    assert exercises.check_explanation("The head is tiny.", ideas, "answer_3") is None
+    out = capsys.readouterr().out
+    assert "names 1 of the 2" in out and "+ the head is a small part" in out and "? does it account for: the background" in out
+    exercises.check_explanation(None, ideas, "answer_3")
+    assert "answer_3 is still None" in capsys.readouterr().out
 
 
 def test_right_answers_pass_with_a_friendly_message(dataset, capsys):

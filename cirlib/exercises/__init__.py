@@ -16,6 +16,7 @@ The pattern, for whoever adds exercises (one function per exercise, named
 One module per notebook: ``cirlib/exercises/nb00.py`` ... ``nb08.py``.
 """
 
+from cirlib.exercises._checking import check_explanation
 from cirlib.exercises import nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08
 from cirlib.exercises.nb00 import *  # noqa: F401,F403
 from cirlib.exercises.nb01 import *  # noqa: F401,F403
@@ -28,6 +29,7 @@ from cirlib.exercises.nb07 import *  # noqa: F401,F403
 from cirlib.exercises.nb08 import *  # noqa: F401,F403
 
 __all__ = sorted(
-    nb00.__all__ + nb01.__all__ + nb02.__all__ + nb03.__all__ + nb04.__all__ + nb05.__all__ + nb06.__all__
+    ["check_explanation"]
+    + nb00.__all__ + nb01.__all__ + nb02.__all__ + nb03.__all__ + nb04.__all__ + nb05.__all__ + nb06.__all__
     + nb07.__all__ + nb08.__all__
 )

@@ -75,3 +75,31 @@ def _as_tensor(answer: Any, name: str, shape: tuple[int, ...]):
     if tuple(got.shape) != tuple(shape):
         raise AssertionError(f"Not quite. Hint: the result has shape {tuple(shape)}, yours is {tuple(got.shape)}.")
     return got
+
+
+@checker
+def check_explanation(answer: Any, key_ideas: dict[str, tuple[str, ...]], name: str = "answer") -> None:
+    """An "explain" exercise: the student's explanation, in words, against the key ideas of the solution.
+
+    Prose cannot be graded by a program, so this never fails: it lists which key ideas the answer
+    names (any of an idea's keywords, case-insensitive) and which it might add, then points to the
+    collapsed solution to compare with.
+
+    Args:
+        answer: the student's explanation, a string.
+        key_ideas: ``{"the idea, in words": ("keyword", "other wording", ...)}``.
+        name: the answer's variable, for the message.
+    """
+    _require(answer, name)
+    if not isinstance(answer, str) or not answer.strip():
+        print(f"{name} should be your explanation in a few sentences, as a string.")
+        return
+    text = answer.lower()
+    named = [idea for idea, words in key_ideas.items() if any(w.lower() in text for w in words)]
+    missing = [idea for idea in key_ideas if idea not in named]
+    print(f"Your explanation names {len(named)} of the {len(key_ideas)} key ideas.")
+    for idea in named:
+        print(f"  + {idea}")
+    for idea in missing:
+        print(f"  ? does it account for: {idea}")
+    print("Compare with the solution (the collapsed cell above, or the toggle on the site).")

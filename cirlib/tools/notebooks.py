@@ -11,7 +11,7 @@ Command line (``python -m cirlib.tools.notebooks ...`` or ``cirlib notebook ...`
   notebook in order (the ``make demo`` target)
 * ``prepare-ci SRC OUT``           inject the FAST parameters for nbval (the ``make test`` target)
 * ``check-stripped SRC``           fail if a notebook carries outputs other than its ``keep_output`` cells
-* ``refresh-outputs SRC``          re-run in FAST mode and store the ``keep_output`` cells' outputs
+* ``refresh-outputs SRC [--only NAME ...]`` re-run in FAST mode and store the ``keep_output`` cells' outputs
 * ``student SRC OUT``              copies with the exercise solutions removed (cells tagged ``solution``)
 * ``check-figures DIR``            fail if an executed notebook in DIR shows fewer figures than its cells draw
 * ``kernel [--prefix P]``          register this environment as the Jupyter kernel "cirlib" (``make kernel``)
@@ -366,13 +366,18 @@ def strip_notebooks(source_dir: str | os.PathLike) -> None:
         _write(_stripped_copy(_read(notebook)), notebook)
 
 
-def refresh_outputs(source_dir: str | os.PathLike, work_dir: str | os.PathLike = "build/refresh") -> None:
-    """Execute every notebook in FAST mode and store the outputs of its ``keep_output`` cells.
+def refresh_outputs(source_dir: str | os.PathLike, work_dir: str | os.PathLike = "build/refresh",
+                    only: Iterable[str] | None = None) -> None:
+    """Execute every notebook (or those named in ``only``) in FAST mode; store its ``keep_output`` outputs.
 
     Run this after editing a checked cell; nbval then compares the CI run against these outputs.
     """
     work_dir = Path(work_dir).resolve()
-    for notebook in list_notebooks(source_dir):
+    wanted = {Path(name).stem for name in only} if only else None
+    notebooks = [p for p in list_notebooks(source_dir) if wanted is None or p.stem in wanted]
+    if wanted and len(notebooks) != len(wanted):
+        raise FileNotFoundError(f"--only {sorted(wanted)}: not all are notebooks of {source_dir}")
+    for notebook in notebooks:
         params = dict(FAST_PARAMETERS, OUTPUT_DIR=str(work_dir / "artifacts"))
         params = {k: v for k, v in params.items() if k in declared_parameters(notebook)}
         executed_path = work_dir / notebook.name
@@ -466,6 +471,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     strip.add_argument("source", nargs="?", default="notebooks")
     refresh = sub.add_parser("refresh-outputs", help="re-run FAST and store keep_output cells' outputs")
     refresh.add_argument("source", nargs="?", default="notebooks")
+    refresh.add_argument("--only", nargs="+", metavar="NAME", default=None,
+                         help="refresh only these notebooks of SOURCE (file names or stems, e.g. 01_cam_baseline)")
+    refresh.add_argument("--work-dir", default="build/refresh", help="where the FAST runs go (default build/refresh)")
     student = sub.add_parser("student", help="copies with exercise solutions removed")
     student.add_argument("source", nargs="?", default="notebooks")
     student.add_argument("output", nargs="?", default="build/student")
@@ -500,7 +508,7 @@ def main_from_args(args: argparse.Namespace) -> int:
     elif command == "strip":
         strip_notebooks(args.source)
     elif command == "refresh-outputs":
-        refresh_outputs(args.source)
+        refresh_outputs(args.source, args.work_dir, only=args.only)
     elif command == "student":
         for path in make_student_copies(args.source, args.output):
             print(f"student copy {path}")

@@ -4,6 +4,7 @@
 #   make lab      JupyterLab on notebooks/ with this project's environment as the kernel (registers it, see kernel)
 #   make kernel   register this environment as the Jupyter kernel "cirlib" for any JupyterLab (user folder)
 #   make site     static HTML site of the executed demo notebooks for reading groups (build/site)
+#   make slides   one offline reveal.js deck per executed demo notebook (build/slides; needs npm for reveal.js)
 #   make browser  the browser tests alone: every notebook in JupyterLab in headless Chromium, the site
 #   make results  train every method on 3 seeds with the same budget (results/)
 #   make timings  time make demo and make results on fresh clones (benchmarks/results/targets.json)
@@ -16,7 +17,7 @@ STAMP := $(VENV)/.cirlib-installed
 CHROMIUM ?= /usr/bin/chromium
 export TQDM_DISABLE ?=
 
-.PHONY: install test unit nbval browser demo lab kernel site site-check results timings clean student
+.PHONY: install test unit nbval browser demo lab kernel site site-check slides results timings clean student
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,9 +46,20 @@ $(CHROMIUM):
 	    exit 1; \
 	fi
 
+# npm fetches reveal.js (pinned in slides/package-lock.json) for the slide decks, from the registry.
+NPM ?= $(shell command -v npm || echo /usr/bin/npm)
+$(NPM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's npm for the slide decks"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
+	else \
+	    echo "error: npm not found; install it (sudo apt-get install -y npm): the slides need reveal.js from npm" >&2; \
+	    exit 1; \
+	fi
+
 # The JupyterLab test reuses the FAST runs nbval trained in build/nbval/artifacts when they exist;
 # the site test then builds the site from the notebooks the JupyterLab test saved.
-browser: $(STAMP) $(CHROMIUM)
+browser: $(STAMP) $(CHROMIUM) $(NPM)
 	CIRLIB_CHROMIUM=$(CHROMIUM) CIRLIB_BROWSER_REUSE_RUNS=build/nbval/artifacts TQDM_DISABLE=1 \
 	    $(PY) -m pytest tests/browser -q -p no:cacheprovider --durations=0
 
@@ -62,12 +74,19 @@ results: $(STAMP)
 timings: $(STAMP)
 	$(PY) benchmarks/time_targets.py --targets demo results
 
-site: $(STAMP)
+site: $(STAMP) $(NPM)
 	@for nb in notebooks/[0-9][0-9]_*.ipynb; do \
 	    test -f build/demo/$$(basename $$nb) || { echo "build/demo lacks $$(basename $$nb): running make demo first"; \
 	                                            $(MAKE) demo || exit 1; break; }; \
 	done
 	$(PY) -m cirlib.tools.site build --notebooks build/demo --out build/site
+
+slides: $(STAMP) $(NPM)
+	@for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+	    test -f build/demo/$$(basename $$nb) || { echo "build/demo lacks $$(basename $$nb): running make demo first"; \
+	                                            $(MAKE) demo || exit 1; break; }; \
+	done
+	$(PY) -m cirlib.tools.slides build --notebooks build/demo --out build/slides
 
 # The browser checks of the site, on the one make site built.
 site-check: site $(CHROMIUM)

@@ -68,24 +68,70 @@ html_theme_options = {
 html_context = {"default_mode": "light"}
 html_show_sourcelink = False
 html_copy_source = False
+# The print stylesheet (PRINT_CSS in cirlib/tools/site.py): handouts print to A4 or Letter without the
+# navigation.
+html_static_path = ["_static"]
+html_css_files = ["cirlib-print.css"]
 '''
+
+#: Name of the print stylesheet in the site's ``_static/`` (CONF_PY loads it on every page).
+PRINT_CSS_NAME = "cirlib-print.css"
+#: Printing a page (a handout, the method sheet) gives the content alone, on A4 or Letter: no sidebars,
+#: header, toggles or buttons; full width; formulas and tables kept whole across page breaks. The page
+#: size comes from the print dialog (``@page`` sets margins only), so one stylesheet serves both papers.
+PRINT_CSS = """\
+@media print {
+  @page { margin: 14mm 14mm 14mm 14mm; }
+  .bd-header, .bd-header-article, .bd-sidebar-primary, .bd-sidebar-secondary, .bd-footer,
+  .bd-footer-article, .bd-footer-content, .prev-next-area, .header-article-items, .article-header-buttons,
+  .theme-switch-button, .search-button, .headerlink, .skip-link, #pst-back-to-top, .toggle-details,
+  .cell_input.hide, button { display: none !important; }
+  .bd-container, .bd-container__inner, .bd-main, .bd-content, .bd-article-container, .bd-article,
+  .bd-page-width { max-width: 100% !important; width: 100% !important; margin: 0 !important;
+                   padding: 0 !important; }
+  html { font-size: 10.5pt; }
+  body { background: white !important; color: black !important; }
+  h1 { font-size: 1.6rem; margin: 0 0 0.4rem 0; }
+  h2 { font-size: 1.15rem; margin: 0.8rem 0 0.3rem 0; break-after: avoid; }
+  h3 { font-size: 1.05rem; break-after: avoid; }
+  p, li { orphans: 3; widows: 3; }
+  a { color: black !important; text-decoration: none !important; }
+  table { font-size: 0.85rem; width: 100%; }
+  tr, img, mjx-container[display="true"], .math, pre, figure { break-inside: avoid; }
+  img { max-width: 100% !important; max-height: 120mm; object-fit: contain; }
+  mjx-container[display="true"] { margin: 0.35em 0 !important; overflow: visible !important; }
+  pre { white-space: pre-wrap; }
+}
+"""
 
 
 def _notebook_entries(notebooks: list[Path]) -> str:
     return "\n".join(f"notebooks/{p.stem}" for p in notebooks)
 
 
-def _landing_page(readme: str, notebooks: list[Path], docs: list[Path]) -> str:
-    """The README with the site's table of contents appended (notebooks first, then the docs)."""
+def _teaching_toctree(teaching: list[Path]) -> str:
+    """The toctree of ``docs/teaching/`` (the session plan and the handouts); empty without pages."""
+    if not teaching:
+        return ""
+    entries = "\n".join(f"docs/teaching/{p.stem}" for p in teaching)
+    return "```{toctree}\n:caption: For teachers\n:maxdepth: 1\n\n" + entries + "\n```\n\n"
+
+
+def _landing_page(readme: str, notebooks: list[Path], docs: list[Path], teaching: list[Path] = ()) -> str:
+    """The README with the site's table of contents appended (notebooks, teaching pages, then the docs)."""
     reference = "\n".join(f"docs/{p.stem}" for p in docs)
     return (
         readme.rstrip()
         + "\n\n## On this site\n\n"
         + "```{toctree}\n:caption: Notebooks, in teaching order\n:maxdepth: 1\n\n"
         + _notebook_entries(notebooks)
-        + "\n```\n\n```{toctree}\n:caption: Reference\n:maxdepth: 1\n\n"
+        + "\n```\n\n"
+        + _teaching_toctree(list(teaching))
+        + "```{toctree}\n:caption: Reference\n:maxdepth: 1\n\n"
         + reference
-        + "\n```\n"
+        + "\n```\n\n"
+        + '<p>Slides: <a href="slides/index.html">one reveal.js deck per notebook</a> (offline; '
+        + "<kbd>s</kbd> opens the speaker view).</p>\n"
     )
 
 
@@ -139,16 +185,22 @@ def stage(notebooks_dir: str | os.PathLike, source_dir: str | os.PathLike,
     notebooks = list_notebooks(notebooks_dir)
     check_executed(notebooks)
     docs = sorted((repo_root / "docs").glob("*.md"))
+    # The plan first: it introduces the handouts.
+    teaching = sorted((repo_root / "docs" / "teaching").glob("*.md"), key=lambda p: (p.stem != "session_plan", p.stem))
     if source_dir.exists():
         shutil.rmtree(source_dir)
     source_dir.mkdir(parents=True)
     (source_dir / "conf.py").write_text(CONF_PY)
+    (source_dir / "_static").mkdir()
+    (source_dir / "_static" / PRINT_CSS_NAME).write_text(PRINT_CSS)
     readme = (repo_root / "README.md").read_text(encoding="utf-8")
-    (source_dir / "index.md").write_text(_landing_page(readme, notebooks, docs), encoding="utf-8")
-    (source_dir / "docs").mkdir()
+    (source_dir / "index.md").write_text(_landing_page(readme, notebooks, docs, teaching), encoding="utf-8")
+    (source_dir / "docs" / "teaching").mkdir(parents=True)
     for doc in docs:
         shutil.copy2(doc, source_dir / "docs" / doc.name)
-    for image in _referenced_images(readme, repo_root) + _referenced_images_in_docs(docs, repo_root):
+    for doc in teaching:
+        shutil.copy2(doc, source_dir / "docs" / "teaching" / doc.name)
+    for image in _referenced_images(readme, repo_root) + _referenced_images_in_docs(docs + teaching, repo_root):
         target = source_dir / image.relative_to(repo_root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(image, target)
@@ -204,6 +256,9 @@ def build(notebooks_dir: str | os.PathLike, out_dir: str | os.PathLike, repo_roo
     if status != 0:
         raise RuntimeError(f"sphinx-build failed (exit {status}) building {out_dir} from {notebooks_dir}; "
                            "its warnings are printed above.")
+    from cirlib.tools.slides import build_decks
+
+    build_decks(notebooks_dir, out_dir / "slides")  # the landing page links slides/index.html
     return out_dir / "index.html"
 
 

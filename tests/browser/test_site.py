@@ -91,7 +91,9 @@ def server(site):
 
 
 def _pages(site: Path) -> list[str]:
-    return sorted(str(p.relative_to(site)) for p in site.rglob("*.html") if "_static" not in p.parts)
+    # The slide decks under slides/ are reveal.js pages, checked by test_slides.py.
+    return sorted(str(p.relative_to(site)) for p in site.rglob("*.html")
+                  if "_static" not in p.parts and "slides" not in p.parts)
 
 
 def test_site_has_the_landing_page_every_notebook_and_every_doc(site):

@@ -49,8 +49,9 @@ _strict = True
 
 
 def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 0.01 and value != 0 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+    """A number as a sentence would give it: 80.1, 7.4, 0.274, 0.00123."""
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
     return str(value)
 
 

@@ -2,7 +2,9 @@
 
 A finished run is reused when its stored config and the resolved model options its checkpoint
 stores are those of the config asked for (:func:`same_run`), and when the synthetic generator still
-renders the same images (:func:`dataset_fingerprint`).
+renders the same images (:func:`dataset_fingerprint`). An empty run folder first receives the
+repository's shipped run of the same config and images when there is one
+(:mod:`cirlib.runs.shipped`: the seed-0 runs of the notebooks' default parameters).
 
 Reproducibility: on the CPU, :func:`train_or_load` trains and evaluates on
 :data:`CPU_TRAIN_THREADS` thread(s) whatever the machine's core count, because PyTorch's CPU kernels
@@ -55,6 +57,8 @@ class TrainedModel:
     output_dir: Path
     config: ExperimentConfig
     reused: bool
+    #: The shipped run (``checkpoints/...``) this run folder was copied from; ``None`` when trained here.
+    shipped_from: str | None = None
 
 
 def model_identity(config: ExperimentConfig) -> dict[str, Any]:
@@ -86,24 +90,34 @@ def same_run(stored: ExperimentConfig, config: ExperimentConfig, stored_model: d
     return not stored_model or stored_model == model_identity(config)
 
 
-def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool = False) -> TrainedModel:
+def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool = False,
+                  shipped: bool = True) -> TrainedModel:
     """Train ``config`` once; later calls load the finished run from its folder.
 
     A finished run is ``final.pt`` plus a ``"completed"`` ``metrics.json`` in ``config.output_dir``
     whose stored run is ``config``'s (:func:`same_run`: same config, same resolved model options). An interrupted run (or one whose final evaluation
     failed) resumes from ``last.pt``. A folder holding a
     different config is an error (delete it or choose another ``OUTPUT_DIR``), never overwritten.
+    With ``shipped``, a folder holding no run file first receives a copy of the repository's shipped
+    run when it is exactly this run (:func:`cirlib.runs.shipped.find_shipped_run`), which is then
+    loaded; ``make demo`` and ``make results`` pass ``False`` (they are what trains those runs).
     """
     import json
 
     from cirlib.engine import fit, load_checkpoint, read_checkpoint
     from cirlib.engine.run_folder import RUN_FILES
+    # imported here: `python -m cirlib.runs.shipped` must not find it imported by cirlib.runs
+    from cirlib.runs.shipped import SHIPPED_FROM_KEY, copy_shipped_run, find_shipped_run
 
     run_dir = config.resolved_output_dir()
     final = run_dir / "final.pt"
     metrics_path = run_dir / "metrics.json"
     fingerprint_path = run_dir / "data_fingerprint.txt"
     fingerprint = dataset_fingerprint(config)
+    if shipped and not retrain and not any((run_dir / name).is_file() for name in RUN_FILES):
+        source = find_shipped_run(config, fingerprint)
+        if source is not None:
+            copy_shipped_run(source, run_dir)
     if final.exists() and _status(metrics_path) == "completed" and not retrain:
         checkpoint = read_checkpoint(final)
         stored = config_from_dict(checkpoint["config"], source=str(final))
@@ -117,12 +131,18 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
                 f"{run_dir} was trained on different images than this version of the synthetic generator "
                 "renders (its data fingerprint differs). Delete that folder to retrain it."
             )
-        print(f"[cirlib] loading {final} (trained before; delete that folder or choose another OUTPUT_DIR "
-              "to train anew)", flush=True)
-        model, _ = load_checkpoint(final, device=run_device(config))
         with open(metrics_path) as handle:
             metrics = json.load(handle)
-        return TrainedModel(model, metrics.get("test") or {}, run_dir, config, reused=True)
+        origin = metrics.get(SHIPPED_FROM_KEY)
+        if origin:
+            print(f"[cirlib] loading {final}: a copy of the shipped checkpoint {origin}, trained by `make results` "
+                  "with this configuration (other parameters, e.g. another SEED or EPOCHS, train a run of "
+                  "their own)", flush=True)
+        else:
+            print(f"[cirlib] loading {final} (trained before; delete that folder or choose another OUTPUT_DIR "
+                  "to train anew)", flush=True)
+        model, _ = load_checkpoint(final, device=run_device(config))
+        return TrainedModel(model, metrics.get("test") or {}, run_dir, config, reused=True, shipped_from=origin)
     # Whatever this config's run left in the folder is continued (fit refuses another config's files);
     # retrain replaces it.
     resume = not retrain and any((run_dir / name).is_file() for name in RUN_FILES)

@@ -26,16 +26,22 @@ __all__ = [
     "RUN_COLUMNS",
     "above_threshold_coverage",
     "attention_received_by_region",
+    "caam_broadcast",
+    "caam_gamma_sweep",
     "caam_row_concentration",
     "cells_of_mask",
     "complementary_head_maps",
     "complementary_head_metrics",
     "dataset_region_activation",
+    "fully_hidden_share",
     "localization_maps",
+    "mass_in_box",
+    "method_comparison",
     "metrics_table",
     "part_box_iou",
     "region_activation",
     "results_table",
+    "row_entropy",
     "synthetic_part_masks",
 ]
 
@@ -461,3 +467,149 @@ def part_box_iou(part_masks, gt_boxes) -> np.ndarray:
         box = np.array([[cols[0], rows[0], cols[-1], rows[-1]]], dtype=np.float64)
         out.append(float(box_iou_inclusive(box, np.asarray(_as_numpy(boxes), dtype=np.float64).reshape(-1, 4)).max()))
     return np.asarray(out)
+
+
+# ----------------------------------------------------------------------------- notebooks 03 and 04
+
+
+def method_comparison(a: str, b: str, key: str = "maxboxacc_v2",
+                      path: str | os.PathLike = RESULTS_DIR):
+    r"""Method ``a`` against method ``b`` over ``make results``' seeds, by the evidence rule.
+
+    :func:`cirlib.evidence.compare` of the two rows of ``results.json``: ``a`` is better when
+    :math:`\bar a - \bar b > s_a + s_b`.
+
+    Args:
+        a, b: methods of ``results.json`` (``"complementary"``, ``"has"``, ...).
+        key: the column compared (a key of :data:`cirlib.runs.results.COLUMNS`).
+        path: the results folder or file.
+
+    Raises:
+        ValueError: no results file, or a method or column it does not hold (one line, with the fix).
+    """
+    from cirlib.evidence import compare
+
+    stored = load_results(path)
+    if stored is None:
+        raise ValueError(f"method_comparison: no results.json under {path}; run `make results` first.")
+    rows = [stored.summary.get(m) for m in (a, b)]
+    if any(r is None or r["mean"].get(key) is None for r in rows):
+        raise ValueError(f"method_comparison: {stored.path} has no {key!r} for {a!r} and {b!r}; "
+                         f"methods there: {', '.join(stored.summary)}.")
+    (ra, rb) = rows
+    return compare(ra["mean"][key], rb["mean"][key], ra["std"][key] or 0.0, rb["std"][key] or 0.0)
+
+
+def fully_hidden_share(region_masks, patch_size: int, hide_prob: float = 0.5, draws: int = 20,
+                       seed: int = 0) -> float:
+    r"""How often the first complementary image :math:`I_1` hides a whole region (only :math:`I_2` shows it).
+
+    For each image and each of ``draws`` patch masks :math:`M` (:func:`cirlib.methods.patch_grid_mask`,
+    True where :math:`I_1` shows), the region :math:`R` is fully hidden when :math:`R \cap M = \emptyset`.
+    A region that spans :math:`k` patches is fully hidden with probability :math:`p^k`, so larger
+    patches hide a small part (the head) whole more often.
+
+    Args:
+        region_masks: ``(B, H, W)`` bool, one non-empty region per image.
+        patch_size: patch side :math:`s` in pixels.
+        hide_prob: :math:`p`, the probability that a patch is hidden.
+        draws: masks drawn per image.
+        seed: seed of the masks.
+
+    Returns:
+        The share of (image, draw) pairs with the region fully hidden, in [0, 1].
+    """
+    from cirlib.methods import patch_grid_mask
+
+    regions = torch.as_tensor(_as_numpy(region_masks)).bool()
+    if regions.ndim != 3 or not regions.flatten(1).any(1).all():
+        raise ValueError(f"fully_hidden_share: need (B, H, W) masks with a non-empty region each, "
+                         f"got shape {tuple(regions.shape)}.")
+    b, h, w = regions.shape
+    g = torch.Generator().manual_seed(seed)
+    shown = patch_grid_mask(b * draws, h, w, patch_size, hide_prob, generator=g)[:, 0]
+    hidden = ~(shown & regions.repeat(draws, 1, 1)).flatten(1).any(1)
+    return float(hidden.float().mean())
+
+
+def mass_in_box(maps, boxes) -> float:
+    r"""Mean over images of the share of a map's mass inside its GT box(es): :math:`\sum_{p \in B} m_p / \sum_p m_p`.
+
+    Args:
+        maps: ``(N, H, W)`` non-negative maps.
+        boxes: per image, ``(K, 4)`` boxes ``(x0, y0, x1, y1)`` with inclusive corners.
+    """
+    fractions = []
+    for m, bx in zip(_as_numpy(maps).astype(np.float64), boxes):
+        inside = np.zeros(m.shape, dtype=bool)
+        for x0, y0, x1, y1 in np.asarray(_as_numpy(bx)).reshape(-1, 4).astype(int).tolist():
+            inside[y0:y1 + 1, x0:x1 + 1] = True
+        fractions.append(float(m[inside].sum() / max(m.sum(), 1e-12)))
+    return float(np.mean(fractions))
+
+
+def row_entropy(q) -> float:
+    r"""Mean entropy :math:`-\sum_j q_{ij} \log q_{ij}` (nats) of the rows of row-stochastic matrices ``(..., C, C)``.
+
+    0 for one-hot rows, :math:`\log C` for uniform ones.
+    """
+    m = _as_numpy(q).astype(np.float64)
+    return float(-(m * np.log(np.clip(m, 1e-12, None))).sum(-1).mean())
+
+
+def caam_broadcast(q, other) -> dict[str, float | list[int]]:
+    r""":func:`caam_row_concentration` of each image of a batch, summarised.
+
+    Args:
+        q: ``(B, C, C)`` CAAM matrices :math:`Q_x`.
+        other: ``(B, C, N)`` the other branch's features :math:`X_2`.
+
+    Returns:
+        ``{"median_share", "min_share", "max_share"}``: the share of an image's rows whose largest
+        weight falls on its most popular column; ``"strongest"``: the share of images where that
+        column is the other branch's largest-norm channel; ``"winners"``: the winning channels.
+    """
+    per_image = [caam_row_concentration(q[i], other=other[i]) for i in range(len(q))]
+    shares = np.array([p["share"] for p in per_image])
+    return {"median_share": float(np.median(shares)), "min_share": float(shares.min()),
+            "max_share": float(shares.max()),
+            "strongest": float(np.mean([p["norm_rank"] == 0 for p in per_image])),
+            "winners": sorted({int(p["channel"]) for p in per_image})}
+
+
+@torch.no_grad()
+def caam_gamma_sweep(model, images: torch.Tensor, labels: torch.Tensor, boxes, pair: tuple[torch.Tensor, torch.Tensor],
+                     gammas: Sequence[float]) -> dict[str, list[float]]:
+    r"""Set CAAM's :math:`\gamma` of a trained model to each value and measure what moves.
+
+    For each :math:`\gamma`: the relative feature change :math:`\|F^c_x - F_x\| / \|F_x\|` of branch 1
+    on the pair's backbone features, the map mass inside the GT box (:func:`mass_in_box` of the
+    evaluator's maps, :func:`localization_maps`) and the top-1 accuracy (%) on ``images``. The learned
+    parameter is restored afterwards.
+
+    Args:
+        model: a complementary model with CAAM (``model.caam``), in eval mode.
+        images, labels, boxes: test images ``(B, 3, H, W)``, their labels and GT boxes.
+        pair: ``(F_x, F_x2)`` backbone features of a complementary pair.
+        gammas: effective values of :math:`\gamma` (inside ``(-1, 1)`` under the ``tanh`` scale).
+
+    Returns:
+        ``{"gamma", "relative_feature_change", "mass_in_box", "top1"}``, one list entry per value.
+    """
+    import math
+
+    caam, device = model.caam, next(model.parameters()).device
+    saved = caam.gamma.detach().clone()
+    out: dict[str, list[float]] = {"gamma": [float(g) for g in gammas], "relative_feature_change": [],
+                                   "mass_in_box": [], "top1": []}
+    f1, f2 = (f.to(device) for f in pair)
+    try:
+        for value in gammas:
+            caam.gamma.fill_(value if caam.scale == "linear" else math.atanh(value))
+            out["relative_feature_change"].append(float((caam(f1, f2)[0] - f1).norm() / f1.norm()))
+            out["mass_in_box"].append(mass_in_box(localization_maps(model, images, labels), boxes))
+            predicted = model(images.to(device)).argmax(1).cpu()
+            out["top1"].append(100.0 * float((predicted == torch.as_tensor(labels)).float().mean()))
+    finally:
+        caam.gamma.copy_(saved)
+    return out

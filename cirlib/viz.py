@@ -253,3 +253,49 @@ def interact_or_static(function, interactive: bool, static: dict | None = None,
             return "widget"
     function(**static)
     return "static"
+
+
+def plot_caam_pair(image, i1, i2, q12, q21, boxes=(), patch_size: int | None = None, mean=None,
+                   std=None) -> plt.Figure:
+    r"""One complementary pair and its two CAAM matrices :math:`Q_x`, :math:`Q_{x_2}` (rows sum to 1).
+
+    Args:
+        image, i1, i2: the full image and its complementary pair, ``(3, H, W)`` normalised.
+        q12, q21: ``(C, C)`` attention of branch 1 on branch 2's channels and the mirror.
+        boxes: the image's GT boxes (solid).
+        patch_size: the patch side of the split, for the title.
+        mean, std: the dataset's normalisation, to show the images.
+    """
+    fig, axes = image_grid(1, 5, size=3.2)
+    axes = axes[0]
+    side = f" (patches of {patch_size} px)" if patch_size else ""
+    show_image(axes[0], image, boxes=boxes, title="image I, GT box (solid)", mean=mean, std=std)
+    show_image(axes[1], i1, title="I1" + side, mean=mean, std=std)
+    show_image(axes[2], i2, title="I2: what I1 hides", mean=mean, std=std)
+    for ax, q, name in ((axes[3], q12, r"$Q_x$ = softmax($X X_2^T$)"), (axes[4], q21, r"$Q_{x_2}$ = softmax($X_2 X^T$)")):
+        im = show_map(ax, q, title=name)
+        ax.set_axis_on()
+        ax.set_xlabel("channel of the other branch")
+        ax.set_ylabel("channel of this branch")
+    map_colorbar(fig, list(axes[3:]), label="attention weight", mappable=im)
+    return fig
+
+
+def plot_gamma_sweep(sweep: dict[str, list[float]], learned_gamma: float, n_images: int) -> plt.Figure:
+    r"""What CAAM's :math:`\gamma` moves: feature change, map mass in the GT box, top-1 (:func:`cirlib.analysis.caam_gamma_sweep`).
+
+    A dashed vertical line marks the learned :math:`\gamma`.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.0), layout="constrained")
+    panels = (("relative_feature_change", r"$\|F^c_x - F_x\| / \|F_x\|$", "feature change of branch 1", None),
+              ("mass_in_box", "map mass inside the GT box", "localization proxy", (0, 1)),
+              ("top1", "top-1 (%)", f"classification ({n_images} test images)", (0, 100)))
+    for ax, (key, ylabel, title, ylim) in zip(axes, panels):
+        ax.plot(sweep["gamma"], sweep[key], marker="o")
+        ax.axvline(learned_gamma, color="0.3", linestyle="--", label=rf"learned $\gamma$ = {learned_gamma:+.2f}")
+        ax.set(xlabel=r"$\gamma$", ylabel=ylabel, title=title)
+        if ylim:
+            ax.set_ylim(*ylim)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="upper center")
+    return fig

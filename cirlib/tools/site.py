@@ -81,25 +81,29 @@ PRINT_CSS_NAME = "cirlib-print.css"
 #: size comes from the print dialog (``@page`` sets margins only), so one stylesheet serves both papers.
 PRINT_CSS = """\
 @media print {
-  @page { margin: 14mm 14mm 14mm 14mm; }
+  @page { margin: 11mm; }
   .bd-header, .bd-header-article, .bd-sidebar-primary, .bd-sidebar-secondary, .bd-footer,
   .bd-footer-article, .bd-footer-content, .prev-next-area, .header-article-items, .article-header-buttons,
-  .theme-switch-button, .search-button, .headerlink, .skip-link, #pst-back-to-top, .toggle-details,
-  .cell_input.hide, button { display: none !important; }
-  .bd-container, .bd-container__inner, .bd-main, .bd-content, .bd-article-container, .bd-article,
+  .theme-switch-button, .search-button, .headerlink, .skip-link, #pst-back-to-top, #jb-print-toc,
+  .toggle-details, .cell_input.hide, button { display: none !important; }
+  .bd-container, .bd-container__inner, .bd-main, .bd-main .bd-content, .bd-article-container, .bd-article,
   .bd-page-width { max-width: 100% !important; width: 100% !important; margin: 0 !important;
                    padding: 0 !important; }
-  html { font-size: 10.5pt; }
-  body { background: white !important; color: black !important; }
-  h1 { font-size: 1.6rem; margin: 0 0 0.4rem 0; }
-  h2 { font-size: 1.15rem; margin: 0.8rem 0 0.3rem 0; break-after: avoid; }
-  h3 { font-size: 1.05rem; break-after: avoid; }
+  html { font-size: 9pt; }
+  body { background: white !important; color: black !important; line-height: 1.3; }
+  .bd-main .bd-content #jb-print-docs-body h1 { font-size: 1.7rem; text-align: left; margin: 0 0 0.3rem 0; }
+  h2 { font-size: 1.2rem; margin: 0.6rem 0 0.2rem 0 !important; break-after: avoid; }
+  h3 { font-size: 1.05rem; margin: 0.5rem 0 0.2rem 0 !important; break-after: avoid; }
+  p { margin: 0.25rem 0 !important; }
   p, li { orphans: 3; widows: 3; }
   a { color: black !important; text-decoration: none !important; }
-  table { font-size: 0.85rem; width: 100%; }
-  tr, img, mjx-container[display="true"], .math, pre, figure { break-inside: avoid; }
-  img { max-width: 100% !important; max-height: 120mm; object-fit: contain; }
-  mjx-container[display="true"] { margin: 0.35em 0 !important; overflow: visible !important; }
+  code, code.literal { background: none !important; border: none !important; padding: 0 !important;
+                       font-size: 0.92em; color: black !important; }
+  table { font-size: 0.82rem; width: 100%; margin: 0.3rem 0 !important; }
+  th, td { padding: 0 4px !important; line-height: 1.2; }
+  tr, img, mjx-container[display="true"], pre, figure { break-inside: avoid; }
+  img { max-width: 100% !important; max-height: 55mm; object-fit: contain; }
+  mjx-container[display="true"] { margin: 0.15em 0 !important; overflow: visible !important; }
   pre { white-space: pre-wrap; }
 }
 """

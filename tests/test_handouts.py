@@ -67,8 +67,10 @@ def test_a_marker_without_a_section_is_refused():
 
 def test_the_timings_table_lists_every_measured_notebook(tmp_path):
     record = {"notebook_seconds": {"00_a.ipynb": 8.4, "01_b.ipynb": 61.0}, "machine": {"cpu_count": 2, "cpu": "X"}}
-    table = timings_table(record, {"notebook_seconds": {"01_b.ipynb": 42.2}})
-    assert "| 00_a | 8 | - |" in table and "| 01_b | 61 | 42 |" in table
+    table = timings_table(record, {"notebooks": {"00_a.ipynb": {"seconds": 30.0, "trained": ["cam"]},
+                                                 "01_b.ipynb": {"seconds": 42.2, "trained": []}}})
+    assert "| 00_a | 8 | 30 (trained) |" in table and "| 01_b | 61 | 42 |" in table
+    assert "| 01_b | 61 | - |" in timings_table(record, {"notebooks": {"00_a.ipynb": {"seconds": 1.0}}})
     assert "--demo-timings" in timings_table(None)
     bad = tmp_path / "timings.json"
     bad.write_text(json.dumps({"total_seconds": 3}))

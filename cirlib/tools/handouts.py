@@ -271,25 +271,35 @@ def record_demo_timings(timings: str | Path, out: str | Path) -> Path:
 
 
 def timings_table(demo: dict[str, Any] | None, class_ready: dict[str, Any] | None = None) -> str:
-    """The session plan's table of each notebook's measured run time (seconds), with where it came from."""
+    """The session plan's table of each notebook's measured run time (seconds), with where it came from.
+
+    Args:
+        demo: a ``make demo`` record (``{"notebook_seconds": {name: s}, "machine": ...}``), or ``None``.
+        class_ready: ``benchmarks/class_ready.py``'s record (``{"notebooks": {name: {"seconds", "trained"}}}``),
+            each notebook run on a fresh clone with the shipped checkpoints; ``None`` when not measured.
+    """
     if demo is None:
         return (f"No `make demo` timings recorded yet: run `make demo`, then `{GENERATE} --demo-timings "
                 "build/demo/timings.json`.")
-    ready = (class_ready or {}).get("notebook_seconds") or {}
-    headers = ["notebook", "run time in `make demo` (s)"] + (["fresh clone, class-ready (s)"] if ready else [])
-    rows = [[name.removesuffix(".ipynb"), f"{seconds:.0f}"] + ([_seconds(ready.get(name))] if ready else [])
+    ready = (class_ready or {}).get("notebooks") or {}
+    headers = ["notebook", "run time in `make demo` (s)"] + (["fresh clone, shipped checkpoints (s)"] if ready else [])
+    rows = [[name.removesuffix(".ipynb"), f"{seconds:.0f}"] + ([_class_ready_cell(ready.get(name))] if ready else [])
             for name, seconds in demo["notebook_seconds"].items()]
     machine = demo.get("machine") or {}
     note = (f"Measured by `make demo` (each notebook run top to bottom with the demo parameters, its trained "
             f"runs already in `results/runs/`) on {machine.get('cpu_count', '?')} CPU cores "
             f"({machine.get('cpu', '?')}), recorded in `{DEMO_TIMINGS}`; other jobs on the machine make them longer.")
     if ready:
-        note += f" Fresh-clone times: `{CLASS_READY}`."
+        note += (f" Fresh clone: `python benchmarks/class_ready.py` (`{CLASS_READY}`) runs each notebook as a "
+                 "student's first, with its default parameters and the checkpoints the repository ships.")
     return _markdown_table(headers, rows) + "\n\n" + note
 
 
-def _seconds(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.0f}"
+def _class_ready_cell(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return "-"
+    trained = record.get("trained") or record.get("training_announced")
+    return f"{float(record['seconds']):.0f}" + (" (trained)" if trained else "")
 
 
 def _replace_region(text: str, name: str, content: str, where: Path) -> str:

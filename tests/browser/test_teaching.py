@@ -6,8 +6,9 @@ site). ``test_site.py`` opens every page of the site, these included; here, in a
 * the landing page lists every teaching page under "For teachers";
 * every teaching page loads with no request to another host and no MathJax error, and the method sheet
   shows every numbered equation of ``docs/teaching/method_sheet.md`` typeset;
-* printed by headless Chromium (print media, ``page.pdf``) on A4 and on Letter, the method sheet is one
-  page, the site's navigation is hidden, and the PDFs are kept in ``build/browser/print/``.
+* printed by headless Chromium (print media, ``page.pdf``) on A4 and on Letter, the method sheet and the
+  results one-pager are one page each, the site's navigation is hidden, and the PDFs are kept in
+  ``build/browser/print/``.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def test_teaching_pages_load_offline_with_every_formula_typeset(site, server, br
     assert not problems, "\n".join(problems)
 
 
-def test_printed_method_sheet_is_one_page_on_a4_and_letter_without_navigation(site, server, browser, artifacts_dir):
+def test_printed_sheet_and_one_pager_are_one_page_on_a4_and_letter_without_navigation(site, server, browser, artifacts_dir):
     out = artifacts_dir / "print"
     out.mkdir(exist_ok=True)
     problems: list[str] = []
@@ -104,7 +105,8 @@ def test_printed_method_sheet_is_one_page_on_a4_and_letter_without_navigation(si
     finally:
         context.close()
     assert not problems, "\n".join(problems)
-    for paper in PAPERS:
-        assert pages["method_sheet", paper] == 1, f"the method sheet prints on {pages['method_sheet', paper]} {paper} pages"
+    for stem in ("method_sheet", "results"):  # the sheet and the results one-pager
+        for paper in PAPERS:
+            assert pages[stem, paper] == 1, f"{stem} prints on {pages[stem, paper]} {paper} pages, not one"
     # The counter sees more than one page where there is more: the session plan is several pages long.
     assert pages["session_plan", "A4"] > 1, pages

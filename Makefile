@@ -5,6 +5,7 @@
 #   make kernel   register this environment as the Jupyter kernel "cirlib" for any JupyterLab (user folder)
 #   make site     static HTML site of the executed demo notebooks for reading groups (build/site)
 #   make slides   one offline reveal.js deck per executed demo notebook (build/slides; needs npm for reveal.js)
+#   make handouts regenerate the teaching handouts (docs/teaching) and docs/reconstruction.md's tables from their sources
 #   make browser  the browser tests alone: every notebook in JupyterLab in headless Chromium, the site
 #   make results  train every method on 3 seeds with the same budget (results/)
 #   make timings  time make demo and make results on fresh clones (benchmarks/results/targets.json)
@@ -17,7 +18,7 @@ STAMP := $(VENV)/.cirlib-installed
 CHROMIUM ?= /usr/bin/chromium
 export TQDM_DISABLE ?=
 
-.PHONY: install test unit nbval browser demo lab kernel site site-check slides results timings clean student
+.PHONY: install test unit nbval browser demo lab kernel site site-check slides handouts results timings clean student
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -88,9 +89,15 @@ slides: $(STAMP) $(NPM)
 	done
 	$(PY) -m cirlib.tools.slides build --notebooks build/demo --out build/slides
 
-# The browser checks of the site, on the one make site built.
+# The browser checks of the site, on the one make site built (the teaching pages printed to PDF too).
 site-check: site $(CHROMIUM)
-	CIRLIB_CHROMIUM=$(CHROMIUM) CIRLIB_SITE_DIR=build/site $(PY) -m pytest tests/browser/test_site.py -q -p no:cacheprovider
+	CIRLIB_CHROMIUM=$(CHROMIUM) CIRLIB_SITE_DIR=build/site $(PY) -m pytest tests/browser/test_site.py \
+	    tests/browser/test_teaching.py -q -p no:cacheprovider
+
+# After a make demo, record its notebook times for the session plan first:
+#   .venv/bin/python -m cirlib.tools.handouts write --demo-timings build/demo/timings.json
+handouts: $(STAMP)
+	$(PY) -m cirlib.tools.handouts write
 
 lab: kernel
 	cd notebooks && ../$(VENV)/bin/jupyter lab

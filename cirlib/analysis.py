@@ -25,6 +25,7 @@ from cirlib.runs.results import format_table, load_results
 __all__ = [
     "RUN_COLUMNS",
     "above_threshold_coverage",
+    "best_box_area_ratio",
     "attention_received_by_region",
     "caam_broadcast",
     "caam_gamma_sweep",
@@ -32,7 +33,9 @@ __all__ = [
     "cells_of_mask",
     "complementary_head_maps",
     "complementary_head_metrics",
+    "coverage_table",
     "dataset_region_activation",
+    "head_box_ious",
     "fully_hidden_share",
     "localization_maps",
     "mass_in_box",
@@ -43,6 +46,7 @@ __all__ = [
     "results_table",
     "row_entropy",
     "synthetic_part_masks",
+    "synthetic_part_statistics",
 ]
 
 
@@ -613,3 +617,101 @@ def caam_gamma_sweep(model, images: torch.Tensor, labels: torch.Tensor, boxes, p
     finally:
         caam.gamma.copy_(saved)
     return out
+
+
+def head_box_ious(dataset, n: int = 200) -> np.ndarray | None:
+    """:func:`part_box_iou` of the head over the first ``n`` synthetic images: a perfect head detector's boxes.
+
+    Returns:
+        ``(n,)`` IoUs of the head's tight box with the GT box, or ``None`` for a dataset without
+        part masks (no ``render``: CUB, ILSVRC).
+    """
+    if not hasattr(dataset, "render"):
+        return None
+    renders = [dataset.render(i) for i in range(min(n, len(dataset)))]
+    return part_box_iou(np.stack([r["head_mask"] for r in renders]), [r["box"][None] for r in renders])
+
+
+def synthetic_part_statistics(dataset, n: int = 200) -> dict | None:
+    r"""What the first ``n`` synthetic images are made of, and how far each part gets a classifier.
+
+    * ``object_share_of_image``: mean :math:`|O| / (HW)`, :math:`O` the object (head and body);
+    * ``head_share_of_object``: mean :math:`|H| / |O|`, :math:`H` the head;
+    * ``head_colour_accuracy``: share of images whose class is the one with the nearest head colour
+      (:func:`cirlib.data.class_colors`) to the mean colour of the head pixels, no learning;
+    * ``body_only_accuracy_bound``: :math:`1/g`, the best a reader of the body texture alone can do
+      when :math:`g` classes share each texture;
+    * ``head_box_mean_iou`` and ``head_box_acc`` (``{"30", "50", "70"}``, in %): the IoU of the head's
+      tight box with the GT box (:func:`head_box_ious`), its mean and how often it reaches each threshold.
+
+    Returns:
+        The dict above, or ``None`` for a dataset without part masks (CUB, ILSVRC).
+    """
+    if not hasattr(dataset, "render"):
+        return None
+    from cirlib.data import class_colors
+
+    renders = [dataset.render(i) for i in range(min(n, len(dataset)))]
+    palette = class_colors(dataset.num_classes)
+    head_rgb = np.stack([r["rgb"][r["head_mask"]].mean(axis=0) / 255.0 for r in renders])
+    nearest = ((head_rgb[:, None, :] - palette[None]) ** 2).sum(axis=2).argmin(axis=1)
+    ious = head_box_ious(dataset, n)
+    return {
+        "object_share_of_image": float(np.mean([r["mask"].sum() / r["mask"].size for r in renders])),
+        "head_share_of_object": float(np.mean([r["head_mask"].sum() / r["mask"].sum() for r in renders])),
+        "head_colour_accuracy": float(np.mean(nearest == np.array([r["label"] for r in renders]))),
+        "body_only_accuracy_bound": 1.0 / dataset.spec.classes_per_group,
+        "head_box_mean_iou": float(ious.mean()),
+        "head_box_acc": {str(d): float(np.mean(ious >= d / 100)) * 100 for d in (30, 50, 70)},
+    }
+
+
+def best_box_area_ratio(maps, gt_boxes, tau: float) -> np.ndarray:
+    r"""Per image, how big the evaluator's box is against the GT box: :math:`|B^*| / |B^{gt}|`.
+
+    :math:`B^*` is the box (multi contour, :func:`cirlib.metrics.scoremap_to_boxes` at CAM threshold
+    ``tau``) with the best IoU with a GT box, :math:`B^{gt}` that GT box; areas count pixels
+    inclusively. Above 1 the box is larger than the object's box, below 1 smaller.
+
+    Args:
+        maps: ``(N, H, W)`` normalised maps.
+        gt_boxes: ``N`` arrays ``(k, 4)`` of GT boxes.
+        tau: the CAM threshold.
+
+    Returns:
+        ``(N,)`` area ratios.
+    """
+    from cirlib.metrics import box_iou_inclusive, scoremap_to_boxes
+
+    def area(b: np.ndarray) -> np.ndarray:
+        return (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+
+    out = []
+    for s, gt in zip(_as_numpy(maps), gt_boxes):
+        gt = np.asarray(_as_numpy(gt), dtype=np.float64).reshape(-1, 4)
+        boxes = np.asarray(scoremap_to_boxes(s, tau, multi_contour=True), dtype=np.float64).reshape(-1, 4)
+        iou = box_iou_inclusive(boxes, gt)
+        i, j = np.unravel_index(int(iou.argmax()), iou.shape)
+        out.append(float(area(boxes[i]) / area(gt[j])))
+    return np.asarray(out)
+
+
+def coverage_table(coverage: dict[str, dict[str, float]], thresholds: dict[str, float],
+                   maxboxacc: dict[str, float]) -> str:
+    """The pixels each best CAM threshold keeps (:func:`above_threshold_coverage`), one aligned row per IoU.
+
+    Args:
+        coverage: ``{iou: above_threshold_coverage(...)}`` for ``"30"``, ``"50"``, ``"70"``.
+        thresholds: ``{iou: the best CAM threshold}``.
+        maxboxacc: ``{iou: MaxBoxAcc in %}``.
+
+    Returns:
+        A plain-text table with aligned columns, no trailing newline.
+    """
+    header = ("best threshold for", "tau", "head kept", "body kept", "bg kept", "on object", "MaxBoxAcc")
+    rows = [header] + [(f"IoU {d}", f"{thresholds[d]:.2f}", *(f"{c[k]:.1%}" for k in
+                        ("head", "body", "background", "kept_on_object")), f"{maxboxacc[d]:.1f}%")
+                       for d, c in coverage.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                               enumerate(zip(r, widths))) for r in rows)

@@ -299,3 +299,106 @@ def plot_gamma_sweep(sweep: dict[str, list[float]], learned_gamma: float, n_imag
         ax.grid(alpha=0.3)
     axes[0].legend(loc="upper center")
     return fig
+
+
+def plot_synthetic_parts(dataset, n_rows: int = 3) -> plt.Figure:
+    """The anatomy of synthetic objects: per row an image, its head mask, body mask and GT box (solid).
+
+    Args:
+        dataset: a :class:`~cirlib.data.SyntheticWSOL` (its ``render(i)`` gives the masks).
+        n_rows: images shown, the first ``n_rows``.
+    """
+    fig, axes = image_grid(n_rows, 4)
+    for row, ax in enumerate(axes):
+        r = dataset.render(row)
+        show_image(ax[0], r["rgb"], title=f"class {r['label']}, group {r['group']}")
+        ax[1].imshow(r["head_mask"], cmap="gray")
+        ax[1].set_title("head: class colour")
+        ax[2].imshow(r["body_mask"], cmap="gray")
+        ax[2].set_title("body: group texture")
+        show_image(ax[3], r["rgb"], boxes=[r["box"]], title="GT box: head + body")
+        for a in ax:
+            a.set_axis_off()
+    return fig
+
+
+def plot_head_shortcut(dataset, head_ious: np.ndarray) -> plt.Figure:
+    """Left: each class's head colour and body-texture group; right: the IoUs of head-only boxes.
+
+    Args:
+        dataset: a :class:`~cirlib.data.SyntheticWSOL`.
+        head_ious: IoUs of the head's tight box with the GT box
+            (:func:`cirlib.analysis.head_box_ious`).
+    """
+    from cirlib.data import class_colors
+
+    k = dataset.num_classes
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    axes[0].imshow(class_colors(k)[None], aspect="auto")
+    axes[0].set_xticks(range(k), [f"{c}\ng{dataset.class_to_group[c]}" for c in range(k)])
+    axes[0].set_yticks([])
+    axes[0].set_title("head colour of each class (g = body-texture group)")
+    axes[1].hist(head_ious, bins=20, range=(0, 1), color="0.35")
+    axes[1].axvline(0.5, color="k", linestyle="--", label="IoU 0.5")
+    axes[1].set_xlabel("IoU of the head's box with the GT box")
+    axes[1].set_ylabel("images")
+    axes[1].legend()
+    return fig
+
+
+def plot_threshold(map_: np.ndarray | torch.Tensor, item: dict, tau: float, mean=None, std=None) -> plt.Figure:
+    """One map at one CAM threshold: the map, the pixels the evaluator keeps, and the boxes they give.
+
+    The kept pixels are those of :func:`cirlib.metrics.scoremap_to_boxes`: the map quantised to
+    8 bits, :math:`q > \\lfloor \\tau \\max q \\rfloor`. The right panel draws every contour's box
+    (dashed), the GT box (solid) and the best IoU.
+
+    Args:
+        map_: ``(H, W)`` normalised map of ``item``'s image.
+        item: a dataset item (``"image"``, ``"boxes"``).
+        tau: the CAM threshold in [0, 1).
+        mean, std: the dataset's normalisation.
+    """
+    from cirlib.metrics import box_iou_inclusive, quantize_scoremap, scoremap_to_boxes
+
+    m = map_.detach().cpu().numpy() if isinstance(map_, torch.Tensor) else np.asarray(map_)
+    q = quantize_scoremap(m)
+    boxes = scoremap_to_boxes(m, tau, multi_contour=True)
+    iou = box_iou_inclusive(boxes, torch.as_tensor(item["boxes"]).numpy()).max()
+    fig, axes = image_grid(1, 3, size=3.2)
+    show_image(axes[0, 0], item["image"], cam=m, mean=mean, std=std, title="map")
+    axes[0, 1].imshow(q > int(tau * q.max()), cmap="gray")
+    axes[0, 1].set_title(f"kept: s > {tau:.2f} max")
+    axes[0, 1].set_axis_off()
+    show_image(axes[0, 2], item["image"], boxes=item["boxes"], pred_boxes=boxes, mean=mean, std=std,
+               title=f"best IoU {iou:.2f}")
+    map_colorbar(fig, axes[0, 0])
+    return fig
+
+
+def plot_hidden_images(images: torch.Tensor, items: Sequence[dict], sizes: Sequence[int], hide_prob: float,
+                       seed: int = 0, mean=None, std=None) -> plt.Figure:
+    """Hide-and-Seek training inputs: one row per image, one column per patch side, GT box solid.
+
+    Each column hides the images with :func:`cirlib.methods.hide_patches` at its patch side and
+    probability ``hide_prob`` (the same seed per column); the title gives the side and, per image,
+    the hidden fraction of the pixels.
+
+    Args:
+        images: ``(N, 3, H, W)`` normalised images.
+        items: their dataset items (for the GT boxes).
+        sizes: patch sides, one column each (0 hides nothing).
+        hide_prob: the probability :math:`p` of hiding a patch.
+        seed: seed of the masks.
+        mean, std: the dataset's normalisation.
+    """
+    from cirlib.methods import hide_patches
+
+    fig, axes = image_grid(len(items), len(sizes))
+    for col, s in enumerate(sizes):
+        hidden, mask = hide_patches(images, s, hide_prob, generator=torch.Generator().manual_seed(seed))
+        for row, it in enumerate(items):
+            share = 1 - mask[row].float().mean().item()
+            show_image(axes[row, col], hidden[row], boxes=it["boxes"], mean=mean, std=std,
+                       title=f"s = {s}: {share:.0%} hidden")
+    return fig

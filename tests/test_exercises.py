@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cirlib import exercises
+from cirlib.exercises import nb00
 from cirlib.data import SyntheticWSOL
 from cirlib.methods import complementary_pair, scale_patch_sizes
 from cirlib.metrics import box_iou_inclusive
@@ -17,10 +18,6 @@ from cirlib.metrics import box_iou_inclusive
 @pytest.fixture(scope="module")
 def dataset() -> SyntheticWSOL:
     return SyntheticWSOL("train", size=60, image_size=32, seed=3)
-
-
-def _head_fraction(ds: SyntheticWSOL, n: int) -> float:
-    return float(np.mean([ds.render(i)["head_mask"].sum() / ds.render(i)["mask"].sum() for i in range(n)]))
 
 
 def _tight(mask: np.ndarray) -> np.ndarray:
@@ -38,10 +35,10 @@ def _cases(ds: SyntheticWSOL):
     images = torch.randn(2, 3, 16, 20, generator=gen)
     i1, i2, _ = complementary_pair(images, 6, 0.5, generator=gen)
     head_iou = float(box_iou_inclusive(_tight(ds.render(0)["head_mask"])[None], ds.render(0)["box"][None])[0, 0])
+    bigger = nb00.bigger_head_box_accuracy(ds, 2.0, 40)
     return [
-        (exercises.check_00_head_fraction, _head_fraction(ds, 50), _head_fraction(ds, 50) + 0.05, (ds,)),
+        (exercises.check_00_bigger_head, bigger, bigger + 0.5, (ds, 2.0, 40)),
         (exercises.check_00_head_box_iou, head_iou, head_iou + 0.1, (ds, 0)),
-        (exercises.check_00_num_classes_per_group, ds.spec.classes_per_group, ds.spec.classes_per_group + 1, (ds,)),
         (exercises.check_01_iou, 25 / 175, 25 / 200, ()),
         (exercises.check_01_maxboxacc_v2, 55.0, 60.0, (metrics,)),
         (exercises.check_01_cam_from_features, cam, cam + 0.1, (feats, weight, 2)),
@@ -124,7 +121,7 @@ def test_unanswered_exercises_print_what_to_do_and_do_not_stop_the_notebook(data
 
 def test_percent_instead_of_fraction_gets_a_specific_hint(dataset):
     with pytest.raises(AssertionError, match="not a percentage"):
-        exercises.check_00_head_fraction(100 * _head_fraction(dataset, 50), dataset)
+        exercises.check_00_bigger_head(50.0, dataset, 2.0, 40)
 
 
 def test_non_numeric_answer_is_reported():

@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from cirlib.exercises._checking import _require, _as_float, _verdict, _close, checker
+from cirlib.exercises._checking import _as_float, _close, _verdict, checker
 
-__all__ = ['check_00_head_box_iou', 'check_00_head_fraction', 'check_00_num_classes_per_group']
-
-
-def head_fraction(dataset: Any, n: int = 50) -> float:
-    r"""Mean over the first ``n`` images of :math:`|\text{head}| / |\text{object}|` (synthetic masks)."""
-    fractions = []
-    for i in range(min(n, len(dataset))):
-        r = dataset.render(i)
-        fractions.append(float(r["head_mask"].sum()) / float(max(r["mask"].sum(), 1)))
-    return float(np.mean(fractions))
-
-
-@checker
-def check_00_head_fraction(answer: Any, dataset: Any, n: int = 50) -> None:
-    r"""Exercise 00.1: the mean fraction of object pixels that belong to the head.
-
-    Args:
-        answer: the student's value, a fraction in [0, 1] (not percent).
-        dataset: a :class:`~cirlib.data.SyntheticWSOL` split.
-        n: number of images averaged (the first ``n``).
-    """
-    value = _as_float(answer, "answer_1")
-    expected = head_fraction(dataset, n)
-    if value > 1.0 and _close(value / 100.0, expected, 0.005):
-        raise AssertionError("Not quite. Hint: give a fraction in [0, 1], not a percentage.")
-    _verdict(
-        _close(value, expected, 0.005),
-        f"The head is only {expected:.1%} of the object's pixels: a detector that finds the head alone "
-        "finds a tiny part of the object.",
-        f"average, over the first {n} images, head_mask.sum() / mask.sum() from dataset.render(i) "
-        "(the mask is the whole object, head included).",
-    )
+__all__ = ['check_00_bigger_head', 'check_00_head_box_iou']
 
 
 def _bbox_of(mask: np.ndarray) -> np.ndarray:
@@ -70,14 +40,36 @@ def check_00_head_box_iou(answer: Any, dataset: Any, index: int = 0) -> None:
     )
 
 
+def bigger_head_box_accuracy(dataset: Any, factor: float = 2.0, n: int = 100, iou: float = 0.5) -> float:
+    """The share of ``n`` images whose head box reaches ``iou`` when the head's radius is ``factor`` times larger.
+
+    The images are rendered anew by the same generator (same seed, split and knobs) with
+    ``head_radius`` scaled by ``factor``.
+    """
+    from cirlib.analysis import head_box_ious
+    from cirlib.data import SyntheticWSOL
+
+    knobs = {**asdict(dataset.spec), "head_radius": dataset.spec.head_radius * factor}
+    bigger = SyntheticWSOL(dataset.split, size=n, image_size=dataset.image_size, num_classes=dataset.num_classes,
+                           seed=dataset.seed, **knobs)
+    return float(np.mean(head_box_ious(bigger, n) >= iou))
+
+
 @checker
-def check_00_num_classes_per_group(answer: Any, dataset: Any) -> None:
-    """Exercise 00.3: how many classes share one body texture (a group)."""
-    _require(answer, "answer_3")
-    expected = int(dataset.spec.classes_per_group)
+def check_00_bigger_head(answer: Any, dataset: Any, factor: float = 2.0, n: int = 100) -> None:
+    """Exercise 00.1 (predict): with a head ``factor`` times wider, how often does its box reach IoU 0.5?
+
+    Renders ``n`` images with the larger head (:func:`bigger_head_box_accuracy`) and compares the
+    prediction, a fraction in [0, 1], with what happens (within 0.1).
+    """
+    value = _as_float(answer, "answer_1")
+    if value > 1.0:
+        raise AssertionError("Not quite. Hint: give a fraction of the images in [0, 1], not a percentage.")
+    actual = bigger_head_box_accuracy(dataset, factor, n)
     _verdict(
-        answer == expected,
-        f"{expected} classes share each body texture, so the body alone narrows the class down to a "
-        f"group but cannot tell the {expected} apart: only the head can.",
-        "look at dataset.class_to_group (or dataset.spec): count the classes that map to group 0.",
+        _close(value, actual, 0.1),
+        f"With a head {factor:g}x wider, its box reaches IoU 0.5 in {actual:.0%} of {n} images: the head's "
+        f"box grows {factor ** 2:g}x in area, but the object's box is still far larger.",
+        f"a {factor:g}x wider head has a {factor ** 2:g}x larger box, so its IoU with the object's box grows "
+        f"about {factor ** 2:g}x at most: multiply the mean IoU of section 4 by {factor ** 2:g}. Above 0.5?",
     )

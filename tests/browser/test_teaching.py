@@ -5,7 +5,8 @@ site). ``test_site.py`` opens every page of the site, these included; here, in a
 
 * the landing page lists every teaching page under "For teachers";
 * every teaching page loads with no request to another host and no MathJax error, and the method sheet
-  shows every numbered equation of ``docs/teaching/method_sheet.md`` typeset;
+  shows every numbered equation of ``docs/teaching/method_sheet.md`` typeset with its number; the
+  notebook pages typeset the numbers they tag (each at most once, each one of the sheet's) without error;
 * printed by headless Chromium (print media, ``page.pdf``) on A4 and on Letter, the method sheet and the
   results one-pager are one page each, the site's navigation is hidden, and the PDFs are kept in
   ``build/browser/print/``.
@@ -75,12 +76,38 @@ def test_teaching_pages_load_offline_with_every_formula_typeset(site, server, br
             images = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.naturalWidth > 0])")
             problems += [f"{name}: image {src} did not load" for src, ok in images if not ok]
             if name == METHOD_SHEET:
-                tags = len(re.findall(r"\\tag\{\d+\}", doc.read_text(encoding="utf-8")))
-                shown = page.locator('mjx-container[display="true"]').count()
+                tags = [f"({k})" for k in re.findall(r"\\tag\{(\d+)\}", doc.read_text(encoding="utf-8"))]
+                shown = _typeset_tags(page)
                 if shown != tags:
-                    problems.append(f"{name}: {shown} display formulas typeset, the sheet numbers {tags}")
+                    problems.append(f"{name}: the typeset equation numbers are {shown}, the sheet's {tags}")
     finally:
         context.close()
+    assert not problems, "\n".join(problems)
+
+
+def _typeset_tags(page) -> list[str]:
+    """The equation numbers MathJax typeset on the page, in order (from its assistive MathML)."""
+    return page.eval_on_selector_all("mjx-assistive-mml mlabeledtr > mtd:first-child",
+                                     "els => els.map(e => e.textContent.trim())")
+
+
+def test_notebook_pages_typeset_the_sheets_equation_numbers_without_error(site, server, browser):
+    """Each number at most once over the notebooks, every one a number of the sheet, no MathJax error."""
+    sheet = [f"({k})" for k in re.findall(r"\\tag\{(\d+)\}", (REPO_ROOT / "docs/teaching/method_sheet.md").read_text())]
+    problems: list[str] = []
+    context, page = _offline_page(browser, server, problems)
+    seen: list[str] = []
+    try:
+        for notebook in sorted((site / "notebooks").glob("*.html")):
+            name = f"notebooks/{notebook.name}"
+            _open(page, f"{server}/{name}")
+            problems += [f"{name}: MathJax error" for _ in range(page.locator("mjx-merror").count())]
+            tags = _typeset_tags(page)
+            problems += [f"{name}: equation number {t} is not on the method sheet" for t in tags if t not in sheet]
+            seen += tags
+    finally:
+        context.close()
+    problems += [f"equation number {t} typeset {seen.count(t)} times in the notebooks" for t in set(seen) if seen.count(t) > 1]
     assert not problems, "\n".join(problems)
 
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["level_sweep"]
+__all__ = ["level_sweep", "quantize_checked"]
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -61,12 +61,10 @@ def _find(parent: np.ndarray, i: int) -> int:
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _add_pixel(p, r, xs, ys, parent, size, bx0, by0, bx1, by1, pmin, dirty) -> None:
-    """Pixel ``p`` (padded coordinates ``xs[p], ys[p]``) joins the component of root ``r`` (its own
-    node stays cold)."""
+def _add_pixel(p, r, x, y, parent, size, bx0, by0, bx1, by1, pmin, dirty) -> None:
+    """Pixel ``p`` (padded coordinates ``x, y``) joins the component of root ``r`` (its own node stays
+    cold)."""
     parent[p] = r
-    x = xs[p]
-    y = ys[p]
     size[r] += 1
     bx0[r] = min(bx0[r], x)
     by0[r] = min(by0[r], y)
@@ -279,10 +277,18 @@ def _pixel_order(q: np.ndarray, order: np.ndarray, start: np.ndarray) -> None:
         start[v + 1] = start[v] + hist[0, v] + hist[1, v] + hist[2, v] + hist[3, v]
     fill = start[:256].copy()
     for y in range(h):
+        row = (y + 1) * w2 + 1
+        run_value = q[y, 0]  # a run of equal values keeps its fill position in a register, not in memory
+        at = fill[run_value]
         for x in range(w):
             v = q[y, x]
-            order[fill[v]] = (y + 1) * w2 + x + 1
-            fill[v] += 1
+            if v != run_value:
+                fill[run_value] = at
+                run_value = v
+                at = fill[v]
+            order[at] = row + x
+            at += 1
+        fill[run_value] = at
 
 
 _WORKSPACES: dict[tuple[int, int], tuple] = {}
@@ -314,6 +320,37 @@ def _workspace(h: int, w: int) -> tuple:
 
 
 @njit(cache=True, error_model="numpy")
+def _quantize_into(scoremap: np.ndarray, out: np.ndarray) -> bool:
+    """``out = (float64(scoremap) * 255).astype(uint8)`` (:func:`cirlib.metrics.boxes.quantize_scoremap`)
+    when every value lies in [0, 1]; ``False`` (``out`` half written) at the first one that does not."""
+    h, w = scoremap.shape
+    for y in range(h):
+        for x in range(w):
+            v = np.float64(scoremap[y, x])
+            if not (v >= 0.0 and v <= 1.0):  # NaN fails both comparisons
+                return False
+            out[y, x] = np.uint8(v * 255.0)  # truncation, as NumPy's cast (v * 255 lies in [0, 255])
+    return True
+
+
+_QUANTIZED: dict[tuple[int, int], np.ndarray] = {}
+
+
+def quantize_checked(scoremap: np.ndarray) -> np.ndarray | None:
+    """The uint8 map of a float32/float64 ``(H, W)`` map in [0, 1], in one pass that also checks the
+    range; ``None`` when a value is NaN or outside [0, 1] (the caller names the problem).
+
+    The result is a per-shape buffer (fresh pages cost page faults per map), valid until the next call.
+    """
+    out = _QUANTIZED.get(scoremap.shape)
+    if out is None:
+        if len(_QUANTIZED) >= 4:
+            _QUANTIZED.clear()
+        out = _QUANTIZED[scoremap.shape] = np.empty(scoremap.shape, dtype=np.uint8)
+    return out if _quantize_into(np.ascontiguousarray(scoremap), out) else None
+
+
+@njit(cache=True, error_model="numpy")
 def _reset_nodes(ws: tuple) -> None:
     """Every node a singleton: size 1, box its own pixel, pmin itself, area and Euler sum 0."""
     parent, size, bx0, by0, bx1, by1, pmin, area2, _, dirty, _, _, euler4, fg, xs, ys, _, _ = ws
@@ -342,6 +379,7 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
     """
     w2 = w + 2
     n = (h + 2) * w2
+    inv_w2 = 1.0 / w2  # a node's row and column from its index without a division or a table lookup
     ring = np.array([-1, -w2 - 1, -w2, -w2 + 1, 1, w2 + 1, w2, w2 - 1], dtype=np.int64)
     multi = np.zeros(256)
     single = np.zeros(256)
@@ -350,7 +388,7 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
     flood_stack = np.empty(0, dtype=np.int64)
     # per node: size, box (padded coordinates), raster-first pixel, 2a, 4 chi, IoU cache;
     # roots/rpos: the live roots (swap-remove list); fg: the pixels added so far
-    parent, size, bx0, by0, bx1, by1, pmin, area2, iou_cache, dirty, roots, rpos, euler4, fg, xs, ys, order, start = ws
+    parent, size, bx0, by0, bx1, by1, pmin, area2, iou_cache, dirty, roots, rpos, euler4, fg, _, _, order, start = ws
     fg[:] = 0  # only the nodes of added pixels are read, and a root's attributes are set when it starts
     nroots = 0
     # The "hot" root (the largest component, as a rule) keeps its attributes in local variables:
@@ -364,14 +402,16 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
             continue
         for k in range(start[v], start[v + 1]):
             p = order[k]
+            py = np.int64((p + 0.5) * inv_w2)  # exact: (p + 1/2) / (W + 2) is 1/(2W + 4) or more off an integer
+            px = p - py * w2
             mask = (fg[p - 1] | (fg[p - w2 - 1] << 1) | (fg[p - w2] << 2) | (fg[p - w2 + 1] << 3)
                     | (fg[p + 1] << 4) | (fg[p + w2 + 1] << 5) | (fg[p + w2] << 6) | (fg[p + w2 - 1] << 7))
             fg[p] = 1
             runs = _N_RUNS[mask]
             if runs == 0:  # a new component
                 size[p] = 1
-                bx0[p] = bx1[p] = xs[p]
-                by0[p] = by1[p] = ys[p]
+                bx0[p] = bx1[p] = px
+                by0[p] = by1[p] = py
                 pmin[p] = p
                 area2[p] = 0
                 euler4[p] = 4  # one pixel: 4 cells with one pixel each, chi = 1
@@ -380,8 +420,8 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
                 rp = p
                 if hot < 0:
                     hot = p
-                    hx0 = hx1 = xs[p]
-                    hy0 = hy1 = ys[p]
+                    hx0 = hx1 = px
+                    hy0 = hy1 = py
                     hpmin = p
                     ha2 = 0
                     he4 = 4
@@ -414,17 +454,17 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
                     hx0, hy0, hx1, hy1, hpmin = bx0[hot], by0[hot], bx1[hot], by1[hot], pmin[hot]
                     ha2, he4, hsize = area2[hot], euler4[hot], size[hot]
                 if rp != hot:
-                    _add_pixel(p, rp, xs, ys, parent, size, bx0, by0, bx1, by1, pmin, dirty)
+                    _add_pixel(p, rp, px, py, parent, size, bx0, by0, bx1, by1, pmin, dirty)
                     # every foreground pixel of a 2x2 cell is in one component: cell terms add up per root
                     area2[rp] += _AREA2_GAIN[mask]
                     euler4[rp] += _EULER4_GAIN[mask]
                 else:
                     parent[p] = hot
             if rp == hot and runs > 0:
-                hx0 = min(hx0, xs[p])
-                hy0 = min(hy0, ys[p])
-                hx1 = max(hx1, xs[p])
-                hy1 = max(hy1, ys[p])
+                hx0 = min(hx0, px)
+                hy0 = min(hy0, py)
+                hx1 = max(hx1, px)
+                hy1 = max(hy1, py)
                 hpmin = min(hpmin, p)
                 ha2 += _AREA2_GAIN[mask]
                 he4 += _EULER4_GAIN[mask]
@@ -551,7 +591,7 @@ def _hole_pass(h: int, w: int, gt: np.ndarray, need: np.ndarray, ws: tuple) -> n
                 if ro == rp:
                     continue
                 if rp < 0:  # join the first neighbouring component (p's own node stays cold)
-                    _add_pixel(p, ro, xs, ys, parent, size, bx0, by0, bx1, by1, pmin, dirty)
+                    _add_pixel(p, ro, xs[p], ys[p], parent, size, bx0, by0, bx1, by1, pmin, dirty)
                     rp = ro
                     continue
                 ra, rb = rp, ro

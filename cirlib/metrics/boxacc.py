@@ -31,7 +31,7 @@ import numpy as np
 from cirlib.metrics._inputs import as_box_list, as_numpy, as_score_maps, as_thresholds, check_score_map
 from cirlib.metrics.boxes import box_iou_inclusive, quantize_scoremap
 
-from cirlib.metrics._sweep import level_sweep
+from cirlib.metrics._sweep import level_sweep, quantize_checked
 
 __all__ = ["boxacc_curves", "best_ious", "MODES"]
 
@@ -109,14 +109,29 @@ def best_ious(scoremap: Any, gt_boxes: Any, cam_thresholds: Sequence[float] | np
     unknown = set(modes) - set(MODES)
     if unknown:
         raise ValueError(f"best_ious: modes must be among {MODES}, got {sorted(unknown)}.")
-    return _best_ious(check_score_map(as_numpy(scoremap), 0, name="scoremap"), as_box_list([gt_boxes])[0],
-                      as_thresholds(cam_thresholds, "cam_thresholds"), modes)
+    return _quantized_best_ious(_quantized(as_numpy(scoremap), 0, "scoremap"), as_box_list([gt_boxes])[0],
+                                as_thresholds(cam_thresholds, "cam_thresholds"), modes)
+
+
+def _quantized(scoremap: np.ndarray, index: int, name: str) -> np.ndarray:
+    """``quantize_scoremap(check_score_map(scoremap))``; float maps take one compiled pass that checks
+    and quantises (the result is then a reused buffer, valid until the next call)."""
+    if scoremap.ndim == 2 and scoremap.size and scoremap.dtype in (np.float32, np.float64):
+        q = quantize_checked(scoremap)
+        if q is not None:
+            return q
+    return np.ascontiguousarray(quantize_scoremap(check_score_map(scoremap, index, name=name)))
 
 
 def _best_ious(scoremap: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.ndarray,
                modes: Sequence[str]) -> dict[str, np.ndarray]:
-    """:func:`best_ious` on a map, boxes and thresholds already checked."""
-    q = np.ascontiguousarray(quantize_scoremap(scoremap))
+    """:func:`best_ious` on a map (checked here) with boxes and thresholds already checked."""
+    return _quantized_best_ious(_quantized(scoremap, 0, "scoremap"), gt_boxes, cam_thresholds, modes)
+
+
+def _quantized_best_ious(q: np.ndarray, gt_boxes: np.ndarray, cam_thresholds: np.ndarray,
+                         modes: Sequence[str]) -> dict[str, np.ndarray]:
+    """:func:`best_ious` on the uint8 map ``q`` (C-contiguous)."""
     h, w = q.shape
     gt = np.ascontiguousarray(np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4))
     thr = np.ascontiguousarray(cam_thresholds, dtype=np.float64)
@@ -172,8 +187,7 @@ def boxacc_curves(scoremaps: Any, gt_boxes: Any, cam_thresholds: Sequence[float]
     for m in as_score_maps(scoremaps):
         if n >= len(gts):
             raise ValueError(f"more score maps than gt_boxes entries ({len(gts)}); pass one (k, 4) array per map.")
-        m = check_score_map(m, n)
-        best = _best_ious(m, gts[n], thr, (mode,))[mode]
+        best = _quantized_best_ious(_quantized(m, n, "scoremaps"), gts[n], thr, (mode,))[mode]
         for j, delta in enumerate(ious):
             correct[j] += best >= (delta / 100)
         n += 1

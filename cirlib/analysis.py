@@ -23,6 +23,12 @@ from cirlib.paths import RESULTS_DIR
 from cirlib.runs.results import format_table, load_results
 
 __all__ = [
+    "compare_methods",
+    "acol_views",
+    "align_table",
+    "box_coverage",
+    "first_iou_below",
+    "evaluator_boxes",
     "RUN_COLUMNS",
     "above_threshold_coverage",
     "best_box_area_ratio",
@@ -715,3 +721,142 @@ def coverage_table(coverage: dict[str, dict[str, float]], thresholds: dict[str, 
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
                                enumerate(zip(r, widths))) for r in rows)
+
+
+def evaluator_boxes(maps, gt_boxes, threshold: float) -> tuple[list[np.ndarray], np.ndarray]:
+    r"""Per image, the box the metric credits at one CAM threshold, and its IoU.
+
+    The map is thresholded at :math:`\tau` and every contour gives a box
+    (:func:`cirlib.metrics.scoremap_to_boxes` with ``multi_contour``); the credited box is the one
+    with the best IoU with a GT box, :math:`\mathrm{IoU}_k = \max_{b, g} \mathrm{IoU}(b, g)`, what
+    BoxAcc counts at that threshold.
+
+    Args:
+        maps: ``(N, H, W)`` normalised maps (:func:`localization_maps`).
+        gt_boxes: ``N`` arrays ``(k, 4)`` of inclusive-corner GT boxes ``x0, y0, x1, y1``.
+        threshold: the CAM threshold :math:`\tau` (e.g. the method's best one at IoU 50).
+
+    Returns:
+        ``(boxes, ious)``: ``N`` boxes ``(4,)`` and the ``(N,)`` IoUs in [0, 1].
+    """
+    from cirlib.metrics import box_iou_inclusive, scoremap_to_boxes
+
+    boxes, ious = [], []
+    for scoremap, gt in zip(_as_numpy(maps), gt_boxes):
+        candidates = scoremap_to_boxes(scoremap, threshold, multi_contour=True)
+        iou = box_iou_inclusive(candidates, np.asarray(_as_numpy(gt), dtype=np.float64).reshape(-1, 4)).max(axis=1)
+        boxes.append(candidates[int(iou.argmax())])
+        ious.append(float(iou.max()))
+    return boxes, np.asarray(ious)
+
+
+def first_iou_below(maxboxacc_by_iou: dict[str, float], level: float = 50.0) -> int | None:
+    r"""The smallest IoU threshold :math:`\delta` with :math:`\mathrm{MaxBoxAcc}@\delta < ` ``level`` (%).
+
+    Args:
+        maxboxacc_by_iou: ``{"10": 99.0, "15": ..., "95": ...}`` (the evaluator's ``"maxboxacc"``).
+        level: the accuracy, in %, whose crossing is sought.
+
+    Returns:
+        The IoU threshold (an int, in %), or ``None`` when MaxBoxAcc never falls below ``level``.
+    """
+    return next((int(k) for k in sorted(maxboxacc_by_iou, key=float) if maxboxacc_by_iou[k] < level), None)
+
+
+def box_coverage(maps, gt_boxes, threshold: float) -> dict[str, float]:
+    r"""How much of the GT boxes and of the background a map keeps above its CAM threshold.
+
+    With :math:`S = \{s \ge \tau\}` the kept pixels and :math:`G` the pixels inside a GT box
+    (inclusive corners), pooled over all images:
+
+    .. math:: \text{inside} = \frac{|S \cap G|}{|G|},\qquad \text{outside} = \frac{|S \setminus G|}{|\bar G|}.
+
+    Args:
+        maps: ``(N, H, W)`` normalised maps.
+        gt_boxes: ``N`` arrays ``(k, 4)`` of inclusive-corner GT boxes.
+        threshold: the CAM threshold :math:`\tau`.
+
+    Returns:
+        ``{"inside", "outside"}``, fractions in [0, 1].
+    """
+    s = _as_numpy(maps)
+    gt = np.zeros(s.shape, dtype=bool)
+    for k, boxes in enumerate(gt_boxes):
+        for x0, y0, x1, y1 in np.rint(np.asarray(_as_numpy(boxes), dtype=np.float64).reshape(-1, 4)).astype(int):
+            gt[k, y0:y1 + 1, x0:x1 + 1] = True
+    kept = s >= threshold
+    return {"inside": float((kept & gt).sum() / max(gt.sum(), 1)),
+            "outside": float((kept & ~gt).sum() / max((~gt).sum(), 1))}
+
+
+def align_table(table: str) -> str:
+    """A Markdown table (:func:`cirlib.runs.results.format_table`) with every column padded to one width.
+
+    Still valid Markdown; printed in a notebook, the columns line up. Numbers are right-aligned,
+    text left-aligned.
+    """
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table.splitlines()]
+    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(rows[0]))]
+
+    def cell(text: str, width: int) -> str:
+        if set(text) == {"-"}:
+            return "-" * width
+        numeric = text[:1].isdigit() or text[:1] in "+-" and text[1:2].isdigit()
+        return text.rjust(width) if numeric else text.ljust(width)
+
+    return "\n".join("| " + " | ".join(cell(t, w) for t, w in zip(row, widths)) + " |" for row in rows)
+
+
+def acol_views(model: torch.nn.Module, image: torch.Tensor, label: int) -> dict[str, torch.Tensor]:
+    r"""What ACoL's two classifiers do on one image, at image size (:mod:`cirlib.methods.acol`).
+
+    Classifier A's GT-class map :math:`M^A`, min-max normalised; the locations B does not see,
+    :math:`\bar M^A > \delta`; and B's GT-class map on the erased features :math:`F \odot [\bar M^A \le \delta]`.
+    Feature-size maps are upsampled bilinearly to the image.
+
+    Args:
+        model: a trained :class:`cirlib.methods.acol.ACoLModel`.
+        image: ``(3, H, W)`` normalised image.
+        label: its class.
+
+    Returns:
+        ``{"a", "erased", "b"}``: ``(H, W)`` tensors in [0, 1] on the CPU (``erased`` is 0 or 1 before upsampling).
+    """
+    from cirlib.methods.acol import erase_mask
+    from cirlib.models.heads import minmax_normalize
+
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        features = model.backbone(image[None].to(device))
+        map_a = model.head_a.forward_with_maps(features)[1][0, label]
+        keep = erase_mask(map_a[None], model.erase_threshold)
+        map_b = model.head_b.maps(features * keep)[0, label]
+
+    def up(m: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(m[None, None].float().cpu(), size=tuple(image.shape[-2:]),
+                                               mode="bilinear", align_corners=False)[0, 0].clamp(0, 1)
+
+    return {"a": up(minmax_normalize(map_a)), "erased": up(1.0 - keep[0, 0]), "b": up(minmax_normalize(map_b))}
+
+
+def compare_methods(summary: dict[str, dict], a: str, b: str, column: str = "maxboxacc_v2"):
+    r"""Method ``a`` against ``b`` over the seeds of a results file, by the evidence rule.
+
+    :math:`\bar a - \bar b > s_a + s_b` (:func:`cirlib.evidence.compare`), with the means and sample
+    standard deviations of ``summary`` (:attr:`cirlib.runs.results.StoredResults.summary`).
+
+    Args:
+        summary: ``{method: {"mean": {column: ...}, "std": {column: ...}}}``.
+        a, b: the two methods.
+        column: the metric (a key of :data:`cirlib.runs.results.COLUMNS`).
+
+    Returns:
+        The :class:`cirlib.evidence.Comparison` (``.better``, ``.worse``, ``.verdict``, ``.gap``, ``.spread``).
+    """
+    from cirlib.evidence import compare
+
+    missing = [m for m in (a, b) if m not in summary]
+    if missing:
+        raise ValueError(f"compare_methods: no seeds of {missing} in the results file; run `make results`.")
+    mean, std = (lambda m: summary[m]["mean"][column]), (lambda m: summary[m]["std"][column] or 0.0)
+    return compare(mean(a), mean(b), std(a), std(b))

@@ -201,6 +201,47 @@ def plot_method_maps(models: dict[str, torch.nn.Module], metrics: dict[str, dict
     return fig
 
 
+def plot_box_grid(images, gt_boxes, panels: dict[str, dict], rows: Sequence[int],
+                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                  size: float = 2.4) -> plt.Figure:
+    """One row per image: the image with its GT box, then each method's map, its box and its IoU.
+
+    Args:
+        images: ``(N, 3, H, W)`` normalised images.
+        gt_boxes: ``N`` arrays ``(k, 4)`` of GT boxes (drawn solid).
+        panels: ``{label: {"maps": (N, H, W), "boxes": N boxes, "ious": (N,)}}``, one column each
+            (:func:`cirlib.analysis.evaluator_boxes` gives boxes and IoUs); boxes drawn dashed.
+        rows: the image indices to show, one row each.
+        mean, std: the dataset's normalisation, to show the images.
+        size: inches per panel.
+    """
+    fig, axes = image_grid(len(rows), 1 + len(panels), size=size)
+    for r, k in enumerate(rows):
+        show_image(axes[r, 0], images[k], boxes=gt_boxes[k], title=f"image {k}", mean=mean, std=std)
+        for ax, (label, p) in zip(axes[r, 1:], panels.items()):
+            show_image(ax, images[k], boxes=gt_boxes[k], pred_boxes=[p["boxes"][k]], cam=p["maps"][k],
+                       title=f"{label}\nIoU {p['ious'][k]:.2f}", mean=mean, std=std)
+    map_colorbar(fig, axes[:, 1:])
+    return fig
+
+
+def show_erased(ax: plt.Axes, image, erased, title: str | None = None, mean=None, std=None,
+                boxes: Iterable[Sequence[float]] = ()) -> plt.Axes:
+    """An image with a binary mask's pixels darkened (a mask is not a map: no colormap, no colorbar).
+
+    ``erased`` is ``(H, W)`` in [0, 1]; pixels above 0.5 are drawn at a fifth of their brightness.
+    """
+    rgb = to_numpy_image(image, mean, std)
+    mask = np.asarray(erased.detach().cpu() if isinstance(erased, torch.Tensor) else erased) > 0.5
+    ax.imshow(np.where(mask[..., None], 0.2 * rgb, rgb))
+    for box in boxes:
+        draw_box(ax, box, GT_COLOR, linestyle=GT_STYLE)
+    if title:
+        ax.set_title(title)
+    ax.set_axis_off()
+    return ax
+
+
 def save_figure(fig: plt.Figure, folder: str | os.PathLike | None, name: str) -> Path | None:
     """Save ``fig`` as ``folder/name.png`` (nothing when ``folder`` is empty); returns the path."""
     if not folder:

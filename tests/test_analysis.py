@@ -224,3 +224,68 @@ def test_plot_method_maps_draws_one_row_per_method():
     titles = [ax.get_title() for ax in fig.axes]
     assert len(titles) == 6 and titles[0].startswith("a: IoU ") and titles[3].startswith("b: IoU ")
     plt.close(fig)
+
+
+def test_evaluator_boxes_credit_the_contour_box_closest_to_the_gt():
+    maps = np.zeros((1, 16, 16))
+    maps[0, 2:6, 2:6] = 1.0  # matches the GT box
+    maps[0, 10:14, 10:14] = 0.9  # a second blob elsewhere
+    # the protocol's boxes end one past the blob (OpenCV's x + w, as the reference code draws them)
+    boxes, ious = analysis.evaluator_boxes(maps, [np.array([[10, 10, 14, 14]])], 0.5)
+    assert boxes[0].tolist() == [10, 10, 14, 14] and ious.tolist() == [1.0]  # the second blob's box
+    _, far = analysis.evaluator_boxes(maps, [np.array([[10, 10, 14, 14]])], 0.95)  # only the first blob left
+    assert far[0] == 0.0
+
+
+def test_first_iou_below_and_box_coverage():
+    assert analysis.first_iou_below({"50": 80.0, "10": 99.0, "70": 40.0, "90": 1.0}) == 70
+    assert analysis.first_iou_below({"50": 80.0}) is None
+    maps = np.zeros((1, 4, 4))
+    maps[0, :2, :2] = 1.0  # kept: 4 pixels; the GT box (x 1-2, y 0-1, inclusive) holds 2 of them
+    cover = analysis.box_coverage(maps, [np.array([[1, 0, 2, 1]])], 0.5)
+    assert cover == {"inside": 2 / 4, "outside": 2 / 12}
+
+
+def test_align_table_pads_columns_and_keeps_the_cells():
+    table = "| method | V2 |\n| --- | --- |\n| CAM | 63.1 ± 1.9 |\n| full method | 80.9 ± 6.2 |"
+    lines = analysis.align_table(table).splitlines()
+    assert len({len(line) for line in lines}) == 1
+    assert lines[2] == "| CAM         | 63.1 ± 1.9 |" and lines[1].startswith("| -----------")
+    assert [c.strip() for c in lines[3].strip("|").split("|")] == ["full method", "80.9 ± 6.2"]
+
+
+def test_acol_views_erase_what_classifier_a_finds():
+    from cirlib.methods.acol import ACoLModel
+    from cirlib.models import build_backbone
+
+    torch.manual_seed(0)
+    model = ACoLModel(build_backbone("small_cnn", width=4), num_classes=3, erase_threshold=0.5).eval()
+    views = analysis.acol_views(model, torch.randn(3, 32, 32), 1)
+    assert {k: tuple(v.shape) for k, v in views.items()} == {k: (32, 32) for k in ("a", "erased", "b")}
+    assert float(views["a"].max()) == pytest.approx(1.0, abs=0.05) and float(views["erased"].max()) > 0.5
+
+
+def test_plot_box_grid_one_row_per_image_and_a_colorbar():
+    images, maps = torch.rand(3, 3, 8, 8), np.random.default_rng(0).random((3, 8, 8))
+    gt = [np.array([[1, 1, 5, 5]])] * 3
+    panels = {"CAM": {"maps": maps, "boxes": [np.array([0, 0, 4, 4])] * 3, "ious": np.array([0.5, 0.6, 0.7])}}
+    fig = viz.plot_box_grid(images, gt, panels, rows=[2, 0])
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["image 2", "CAM\nIoU 0.70", "image 0", "CAM\nIoU 0.50"] and len(fig.axes) == 5  # + colorbar
+    viz.plt.close(fig)
+    fig, ax = viz.plt.subplots()
+    viz.show_erased(ax, torch.ones(3, 4, 4), np.eye(4), title="B sees")
+    shown = ax.images[0].get_array()
+    assert float(shown[0, 0, 0]) == pytest.approx(0.2) and float(shown[0, 1, 0]) == 1.0
+    viz.plt.close(fig)
+
+
+def test_compare_methods_applies_the_evidence_rule_to_a_results_summary():
+    summary = {"full": {"mean": {"maxboxacc_v2": 80.9}, "std": {"maxboxacc_v2": 6.2}},
+               "has": {"mean": {"maxboxacc_v2": 74.2}, "std": {"maxboxacc_v2": 3.8}},
+               "cam": {"mean": {"maxboxacc_v2": 63.1}, "std": {"maxboxacc_v2": None}}}
+    c = analysis.compare_methods(summary, "full", "has")
+    assert (round(c.gap, 1), round(c.spread, 1), c.verdict) == (6.7, 10.0, "not different")
+    assert analysis.compare_methods(summary, "cam", "has").worse  # a missing spread counts as 0
+    with pytest.raises(ValueError, match="no seeds of \\['ssam'\\]"):
+        analysis.compare_methods(summary, "ssam", "has")

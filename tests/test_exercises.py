@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from cirlib.exercises import nb00
 from cirlib.data import SyntheticWSOL
 from cirlib.methods import complementary_pair, scale_patch_sizes
 from cirlib.metrics import box_iou_inclusive
+from cirlib.evidence import compare
+from cirlib.runs.results import StoredResults
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +26,24 @@ def dataset() -> SyntheticWSOL:
 def _tight(mask: np.ndarray) -> np.ndarray:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return np.array([cols[0], rows[0], cols[-1], rows[-1]])
+
+
+def _stored(rows: dict[str, tuple[float, float, float]]) -> StoredResults:
+    """A results file's summary: ``{method: (MaxBoxAccV2 mean, its std, top-1 mean)}`` (top-1 std 1.0)."""
+    summary = {m: {"n": 3, "seeds": [3, 4, 5], "mean": {"maxboxacc_v2": v2, "top1": top1},
+                   "std": {"maxboxacc_v2": s, "top1": 1.0}} for m, (v2, s, top1) in rows.items()}
+    return StoredResults(Path("results.json"), {"summary": summary, "runs": []})
+
+
+class _Constant(torch.nn.Module):
+    """A "classifier" that always answers class 1 (its top-1 is the share of class-1 images)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.tensor([0.0, 1.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(len(x), 2)
 
 
 def _cases(ds: SyntheticWSOL):
@@ -60,7 +81,9 @@ def _advanced_cases(gen: torch.Generator):
     a1, a2 = torch.rand(5, 5, generator=gen), torch.rand(5, 5, generator=gen)
     mask = (torch.rand(5, 5, generator=gen) > 0.5).float()
     stitched = mask * a1 + (1 - mask) * a2
-    curve = [10.0, 55.5, 42.0]
+    heldout = _stored({"full": (83.0, 4.0, 100.0), "has": (74.0, 0.7, 99.8), "cam": (64.0, 1.6, 100.0),
+                       "fewshot": (92.0, 2.5, 76.0)})
+    tested = _stored({"full": (81.0, 4.0, 99.9), "has": (78.0, 1.0, 99.7)})
     values = [70.0, 72.0, 75.0]
     acol_map = torch.tensor([[0.0, 0.5], [0.9, 1.0]])  # normalised as it is: 0.9 and 1.0 lie above 0.6
     v2_fewshot = {"cam": 70.0, "has": 75.0, "fewshot": 90.0}
@@ -74,9 +97,11 @@ def _advanced_cases(gen: torch.Generator):
         (exercises.check_06_forward_passes, 3, 2, ()),
         (exercises.check_06_stitched_target, stitched, a1, (a1, a2, mask)),
         (exercises.check_06_full_map_kinds, {"stitched", "max"}, {"consistency"}, ()),
-        (exercises.check_07_best_method, "full", "cam", ({"cam": 60.0, "has": 70.0, "full": 74.0},)),
-        (exercises.check_07_maxboxacc_from_curve, 55.5, 42.0, (curve,)),
+        (exercises.check_07_heldout_verdict, "better", "not better", (heldout, tested)),
+        (exercises.check_07_heldout_verdict, False, "yes", (tested,)),  # 3.0 vs 4.0 + 1.0: not better
         (exercises.check_07_sample_std, float(np.std(values, ddof=1)), float(np.std(values)), (values,)),
+        (exercises.check_07_is_evidence, "no, inside the spread", True, (compare(80.1, 74.2, 2.9, 3.8),)),
+        (exercises.check_07_is_evidence, "yes", "not better", (compare(80.1, 71.6, 2.9, 3.3),)),
         (exercises.check_08_cutmix_weight, 1 - 4 * 6 / (8 * 12), 4 * 6 / (8 * 12), (8, 12, (2, 6, 3, 9))),
         (exercises.check_08_acol_erased_fraction, 2 / 4, 1 / 4, (acol_map, 0.6)),
         (exercises.check_08_fewshot_margin, 90.0 - 75.0, 90.0 - 70.0, (v2_fewshot, ("cam", "has"))),
@@ -141,3 +166,8 @@ def test_scaled_patch_sizes_expected_value_matches_library():
     # The checker's expectation comes from the library; the notebook asks for the hand formula.
     by_hand = tuple(int(math.floor(s * 64 / 224 + 0.5)) for s in (0, 16, 32, 44, 56))
     assert by_hand == scale_patch_sizes(image_size=64)
+
+
+def test_heldout_checker_without_results_says_how_to_make_them(capsys):
+    exercises.check_07_heldout_verdict("better", None)
+    assert "--out results/heldout" in capsys.readouterr().out

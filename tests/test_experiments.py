@@ -69,6 +69,7 @@ def test_train_once_then_reuse_and_refuse_stale_data(tmp_path, capsys):
     assert second.reused
     assert capsys.readouterr().out.startswith(f"[cirlib] loading {first.output_dir / 'final.pt'}")
     assert second.metrics["maxboxacc_v2"] == first.metrics["maxboxacc_v2"]
+    assert train_or_load(cfg, progress=False, quiet=True).reused and capsys.readouterr().out == ""
 
     other = experiment_config("cam", fast=True, output_dir=tmp_path, device="cpu")
     other.train.lr = 0.5

@@ -45,7 +45,7 @@ def test_the_handout_shows_every_row_with_a_summary_and_only_those():
     handout = reconstruction_handout(sections)
     shown = [r for s in sections.values() for r in s["rows"] if "summary" in r]
     for row in shown:
-        assert f"| {row['option']} | {row['summary']} | {row['default']} |" in handout, row["option"]
+        assert f"| {row['option']} | {row['summary']} | {row['default']} | {row['why']} |" in handout, row["option"]
     rows = [line for line in handout.splitlines() if line.startswith("| ") and not line.startswith("| ---")]
     assert len(rows) - handout.count("| option | the summary says |") == len(shown)
 

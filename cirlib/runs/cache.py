@@ -91,7 +91,7 @@ def same_run(stored: ExperimentConfig, config: ExperimentConfig, stored_model: d
 
 
 def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool = False,
-                  shipped: bool = True) -> TrainedModel:
+                  quiet: bool = False, shipped: bool = True) -> TrainedModel:
     """Train ``config`` once; later calls load the finished run from its folder.
 
     A finished run is ``final.pt`` plus a ``"completed"`` ``metrics.json`` in ``config.output_dir``
@@ -101,6 +101,8 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
     With ``shipped``, a folder holding no run file first receives a copy of the repository's shipped
     run when it is exactly this run (:func:`cirlib.runs.shipped.find_shipped_run`), which is then
     loaded; ``make demo`` and ``make results`` pass ``False`` (they are what trains those runs).
+    ``quiet`` leaves out the line that names a loaded run (a notebook loading ten runs prints one
+    line of its own); a run that trains is always announced.
     """
     import json
 
@@ -134,11 +136,11 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
         with open(metrics_path) as handle:
             metrics = json.load(handle)
         origin = metrics.get(SHIPPED_FROM_KEY)
-        if origin:
+        if not quiet and origin:
             print(f"[cirlib] loading {final}: a copy of the shipped checkpoint {origin}, trained by `make results` "
                   "with this configuration (other parameters, e.g. another SEED or EPOCHS, train a run of "
                   "their own)", flush=True)
-        else:
+        elif not quiet:
             print(f"[cirlib] loading {final} (trained before; delete that folder or choose another OUTPUT_DIR "
                   "to train anew)", flush=True)
         model, _ = load_checkpoint(final, device=run_device(config))

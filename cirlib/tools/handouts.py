@@ -166,8 +166,21 @@ def reconstruction_handout(sections: dict[str, dict[str, Any]]) -> str:
         rows = [r for r in section["rows"] if "summary" in r]
         if rows:
             parts += ["", f"## {section['heading']}", "",
-                      _markdown_table([h for _, h in HANDOUT_COLUMNS], [[r[k] for k, _ in HANDOUT_COLUMNS] for r in rows])]
+                      _markdown_table([h for _, h in HANDOUT_COLUMNS],
+                                      [[_on_the_handout(r[k]) for k, _ in HANDOUT_COLUMNS] for r in rows])]
     return "\n".join(parts) + "\n"
+
+
+#: reconstruction.md's pointers to its own commands and prose, as the handout (which has neither) says them.
+_POINTERS = (("commands below", "commands in the reconstruction notes"),
+             ("command below", "command in the reconstruction notes"),
+             (" (above)", ""))
+
+
+def _on_the_handout(cell: str) -> str:
+    for pointer, replacement in _POINTERS:
+        cell = cell.replace(pointer, replacement)
+    return cell
 
 
 # -- the results one-pager ----------------------------------------------------------------------

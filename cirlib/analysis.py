@@ -33,6 +33,11 @@ __all__ = [
     "above_threshold_coverage",
     "best_box_area_ratio",
     "attention_received_by_region",
+    "fusion_example",
+    "gate_factors",
+    "localization_maps_with",
+    "map_regions",
+    "query_attention",
     "caam_broadcast",
     "caam_gamma_sweep",
     "caam_row_concentration",
@@ -329,6 +334,123 @@ def attention_received_by_region(attention, head_cells, body_cells) -> dict[str,
     result = {k: float(np.mean(v)) if v else float("nan") for k, v in out.items()}
     result["images"] = len(out["head_share"])
     return result
+
+
+def localization_maps_with(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
+                           **attributes) -> torch.Tensor:
+    """:func:`localization_maps` with some of the model's attributes changed for this call, then restored.
+
+    A what-if on a trained model without retraining it, e.g. ``cam_from="attended"`` (read the class maps
+    from the attended features instead of the backbone's) or ``fusion_weight=0.0`` (a setting that only
+    the training loss reads).
+
+    Raises:
+        ValueError: an attribute the model does not have (a typo would otherwise change nothing).
+    """
+    missing = [name for name in attributes if not hasattr(model, name)]
+    if missing:
+        raise ValueError(f"localization_maps_with: {type(model).__name__} has no attribute {missing[0]!r}; "
+                         f"pass one of its settings, e.g. cam_from or fusion_weight.")
+    saved = {name: getattr(model, name) for name in attributes}
+    try:
+        for name, value in attributes.items():
+            setattr(model, name, value)
+        return localization_maps(model, images, labels)
+    finally:
+        for name, value in saved.items():
+            setattr(model, name, value)
+
+
+def query_attention(attention, grid: tuple[int, int], image_size: tuple[int, int],
+                    query_xy: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    r"""Where one query pixel looks, and the attention every cell receives, on the feature grid.
+
+    The query pixel :math:`(x, y)` of an :math:`H \times W` image lies in cell
+    :math:`(r, c) = (\min(\lfloor y f_h / H \rfloor, f_h - 1), \min(\lfloor x f_w / W \rfloor, f_w - 1))`;
+    its attention is row :math:`i = r f_w + c` of :math:`S`, and a cell receives
+    :math:`g_j = \sum_i S_{ij}` (what SSAM's gate uses).
+
+    Args:
+        attention: ``(N, N)`` attention of one image (rows: queries, row-major over the grid).
+        grid: ``(fh, fw)`` with ``fh fw = N``.
+        image_size: ``(H, W)`` in pixels.
+        query_xy: the query pixel, ``(x, y)`` (column, row).
+
+    Returns:
+        ``(row, received)``, each ``(fh, fw)``.
+    """
+    s = _as_numpy(attention).astype(np.float64)
+    fh, fw = grid
+    (h, w), (x, y) = image_size, query_xy
+    if s.shape != (fh * fw, fh * fw):
+        raise ValueError(f"query_attention: attention {s.shape} must be (N, N) with N = {fh} x {fw}.")
+    if not (0 <= x < w and 0 <= y < h):
+        raise ValueError(f"query_attention: query (x, y) = ({x}, {y}) lies outside the {w} x {h} image.")
+    r, c = min(int(y * fh / h), fh - 1), min(int(x * fw / w), fw - 1)
+    return s[r * fw + c].reshape(fh, fw), s.sum(axis=0).reshape(fh, fw)
+
+
+def gate_factors(received_by_region: dict[str, float], beta: float) -> dict[str, float]:
+    r"""SSAM's gate factor :math:`1 + \beta (g - 1)` for the mean cell of the head, body and background.
+
+    Args:
+        received_by_region: :func:`attention_received_by_region`'s result (``*_per_cell``: mean :math:`g`).
+        beta: the learned scale :math:`\beta`.
+
+    Returns:
+        ``{"head", "body", "background"}``: the factor the gate multiplies that region's features by
+        (linear in :math:`g`, so the factor of the mean cell is the mean factor).
+    """
+    return {k: 1.0 + beta * (received_by_region[f"{k}_per_cell"] - 1.0) for k in ("head", "body", "background")}
+
+
+def map_regions(maps, head_masks, body_masks, tau: float) -> dict[str, float]:
+    """Where maps put their mass (:func:`region_activation`) and what a threshold keeps (``kept_*``).
+
+    The keys of :func:`region_activation`, and those of :func:`above_threshold_coverage` at ``tau``
+    prefixed with ``kept_`` (``kept_body``: the share of body pixels above the threshold,
+    ``kept_kept_on_object``: the share of kept pixels on the object).
+    """
+    kept = above_threshold_coverage(maps, head_masks, body_masks, tau)
+    return {**region_activation(maps, head_masks, body_masks), **{f"kept_{k}": v for k, v in kept.items()}}
+
+
+def fusion_example(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, patch_size: int,
+                   seed: int = 0) -> dict:
+    r"""The maps a complementary model's fusion loss compares, for one seeded split of ``images``.
+
+    The same maps as training (``model.fusion_maps``): :math:`A_1` (classifier 1 on :math:`I_1`),
+    :math:`A_2` (classifier 2 on :math:`I_2`), :math:`A_{full}` (classifier 1 on the full image), at
+    feature size; :math:`m` is the share of each feature cell that :math:`I_1` shows. With
+    :math:`\hat A` the per-image min-max normalisation, the targets are the stitched
+    :math:`\widehat{m \hat A_1 + (1 - m) \hat A_2}` and the max :math:`\widehat{\max(\hat A_1, \hat A_2)}`.
+
+    Returns:
+        ``{"i1", "i2"`` (images), ``"m", "a1", "a2", "stitched", "max", "a_full"`` (``(B, h, w)``, in [0, 1]),
+        ``"losses"``: ``{kind: the fusion loss of each kind, mean over the batch}``}.
+    """
+    from cirlib.methods import complementary_pair
+    from cirlib.methods.fusion_loss import FUSION_LOSSES, attention_fusion_loss, downsample_mask
+    from cirlib.models.heads import minmax_normalize as norm
+
+    i1, i2, mask = complementary_pair(images, patch_size, model.hide_prob,
+                                      generator=torch.Generator().manual_seed(seed))
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            maps = model.fusion_maps(images.to(dev), labels.to(dev), pair=(i1.to(dev), i2.to(dev), mask.to(dev)),
+                                     full_image=True)
+    finally:
+        model.train(was_training)
+    a1, a2, a_full = maps.a1.cpu(), maps.a2.cpu(), maps.a_full[0].cpu()
+    m = downsample_mask(mask, tuple(a1.shape[-2:]))
+    losses = {kind: float(attention_fusion_loss(kind, None if kind == "consistency" else a_full, a1, a2, mask))
+              for kind in FUSION_LOSSES}
+    return {"i1": i1, "i2": i2, "m": m, "a1": norm(a1), "a2": norm(a2), "a_full": norm(a_full),
+            "stitched": norm(m * norm(a1) + (1 - m) * norm(a2)), "max": norm(torch.maximum(norm(a1), norm(a2))),
+            "losses": losses}
 
 
 def caam_row_concentration(q, other=None) -> dict[str, float]:

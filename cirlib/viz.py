@@ -242,6 +242,65 @@ def show_erased(ax: plt.Axes, image, erased, title: str | None = None, mean=None
     return ax
 
 
+def _upsample(grid, size: tuple[int, int]) -> np.ndarray:
+    """A feature-grid map ``(fh, fw)`` bilinearly upsampled to ``size`` pixels, for an overlay."""
+    t = torch.as_tensor(np.asarray(grid, dtype=np.float32))[None, None]
+    return torch.nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def plot_query_attention(image, box: Sequence[float], row, received, query_xy: tuple[int, int],
+                         mean=None, std=None) -> plt.Figure:
+    """SSAM's attention of one query pixel beside the attention every position receives.
+
+    Three panels: the image with its GT box and the query (a cross); where the query looks (its row of
+    :math:`S`); the attention received :math:`g` (the gate). Both maps are divided by their maximum and
+    share one colorbar. The query is labelled ``(x, y)``: column, then row.
+
+    Args:
+        image: ``(3, H, W)`` normalised image (``mean``/``std`` undo the normalisation).
+        box: the GT box ``x0, y0, x1, y1``.
+        row, received: ``(fh, fw)`` maps, as :func:`cirlib.analysis.query_attention` returns them.
+        query_xy: the query pixel ``(x, y)``.
+    """
+    size = tuple(np.asarray(image).shape[-2:]) if not isinstance(image, torch.Tensor) else tuple(image.shape[-2:])
+    row, received = np.asarray(row, dtype=np.float64), np.asarray(received, dtype=np.float64)
+    qx, qy = query_xy
+    fig, axes = image_grid(1, 3, size=3.6)
+    show_image(axes[0, 0], image, boxes=[box], title="image, GT box, query (+)", mean=mean, std=std)
+    show_image(axes[0, 1], image, cam=_upsample(row / row.max(), size), mean=mean, std=std,
+               title=f"where query (x, y) = ({qx}, {qy}) looks")
+    show_image(axes[0, 2], image, cam=_upsample(received / received.max(), size), mean=mean, std=std,
+               title="attention received g (the gate)")
+    for ax in axes[0, :2]:
+        ax.plot([qx], [qy], marker="+", color="white", markersize=16, markeredgewidth=3,
+                path_effects=[patheffects.withStroke(linewidth=5, foreground="black")])
+    map_colorbar(fig, axes[0, 1:], label="attention / its maximum")
+    return fig
+
+
+def plot_fusion_maps(example: dict, index: int = 0, box: Sequence[float] | None = None,
+                     mean=None, std=None) -> plt.Figure:
+    """The two views, the mask and the maps a fusion loss compares, for one image of a split.
+
+    ``example`` is :func:`cirlib.analysis.fusion_example`'s result. Top row: :math:`I_1`, :math:`I_2`,
+    the share :math:`m` of each feature cell that :math:`I_1` shows, :math:`\\hat A_1`; bottom row:
+    :math:`\\hat A_2`, the stitched and max targets, :math:`\\hat A_{full}`. Every map is on [0, 1]
+    with one colorbar; the mask in grey.
+    """
+    fig, axes = image_grid(2, 4, size=3.0)
+    boxes = [] if box is None else [box]
+    show_image(axes[0, 0], example["i1"][index], boxes=boxes, title="$I_1$", mean=mean, std=std)
+    show_image(axes[0, 1], example["i2"][index], boxes=boxes, title="$I_2$", mean=mean, std=std)
+    show_map(axes[0, 2], example["m"][index], title="$m$ (share shown in $I_1$)", cmap="gray")
+    panels = [(axes[0, 3], "a1", "$\\hat A_1$ on $I_1$"), (axes[1, 0], "a2", "$\\hat A_2$ on $I_2$"),
+              (axes[1, 1], "stitched", "stitched target"), (axes[1, 2], "max", "max target"),
+              (axes[1, 3], "a_full", "$\\hat A_{full}$ (full image)")]
+    for ax, key, title in panels:
+        show_map(ax, example[key][index], title=title)
+    map_colorbar(fig, axes[:, 3], label="normalised map")
+    return fig
+
+
 def save_figure(fig: plt.Figure, folder: str | os.PathLike | None, name: str) -> Path | None:
     """Save ``fig`` as ``folder/name.png`` (nothing when ``folder`` is empty); returns the path."""
     if not folder:

@@ -53,6 +53,24 @@ def _as_float(answer: Any, name: str) -> float:
     return value
 
 
+#: Words a prediction may use for "it goes up", "it goes down" and "it stays the same".
+_UP = ("up", "higher", "increase", "more", "rise", "grow", "larger", "bigger")
+_DOWN = ("down", "lower", "decrease", "less", "fall", "drop", "smaller", "shrink")
+_SAME = ("same", "unchanged", "identical", "no change", "not change", "equal", "no difference", "does not change")
+
+
+def _direction(answer: Any, name: str) -> int:
+    """A predicted direction in any usual form: +1 (``"up"``, ``"higher"``, a positive number), -1, or 0 (``"same"``)."""
+    _require(answer, name)
+    if isinstance(answer, (int, float, np.number)) and not isinstance(answer, bool):
+        return int(np.sign(float(answer)))
+    text = str(answer).strip().lower()
+    for words, sign in ((_SAME, 0), (_UP, 1), (_DOWN, -1)):
+        if any(w in text for w in words):
+            return sign
+    raise AssertionError(f"{name} should say a direction: 'up', 'down' or 'same' (or +1 / -1 / 0), got {answer!r}.")
+
+
 def _verdict(ok: bool, praise: str, hint: str) -> None:
     """Print ``praise`` when ``ok``; otherwise raise ``AssertionError`` with the hint.
 

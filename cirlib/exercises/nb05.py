@@ -5,40 +5,52 @@ from __future__ import annotations
 from typing import Any
 
 
-from cirlib.exercises._checking import _as_float, _verdict, checker
+from cirlib.exercises._checking import _as_float, _direction, _verdict, checker
 
-__all__ = ['check_05_attention_bytes', 'check_05_gate_factor', 'check_05_received_mean']
+__all__ = ['check_05_cam_from', 'check_05_gate_factor']
 
-
-@checker
-def check_05_attention_bytes(answer: Any, height: int, width: int, bytes_per_value: int = 4) -> None:
-    """Exercise 05.1: bytes of one image's float32 SSAM attention on an ``height x width`` feature map."""
-    value = _as_float(answer, "answer_1")
-    n = int(height) * int(width)
-    expected = float(n * n * bytes_per_value)
-    return _verdict(
-        value == expected,
-        f"N = {n} positions, N^2 = {n * n} weights, {expected / 2**20:.2f} MiB per image: it grows as the fourth "
-        "power of the feature-map side.",
-        "S is N x N with N = h * w positions, and a float32 takes 4 bytes.",
-    )
+#: The key ideas of exercise 05's explanation: why the attention collapses onto the head, yet the map improves.
+COLLAPSE_IDEAS = {
+    "the head is the most discriminative part (its colour names the class), so every query looks there":
+        ("discriminative", "colour", "color", "class", "tells the class"),
+    "the gate multiplies the head's features for the classifier: the classifier gets its head evidence there":
+        ("gate", "amplif", "multipl", "factor"),
+    "the evaluated map is the backbone's CAM (cam_from='backbone'), not the attention":
+        ("backbone", "cam_from", "not the attention", "different map"),
+    "the backbone's map is lower on the background, so a threshold keeps pixels on the object: tighter boxes":
+        ("background", "tighter", "precision", "on the object"),
+}
 
 
 @checker
-def check_05_received_mean(answer: Any) -> None:
-    r"""Exercise 05.2: the mean over positions of the attention received, :math:`\frac1N \sum_j \sum_i S_{ij}`."""
-    value = _as_float(answer, "answer_2")
+def check_05_cam_from(answer: Any, backbone: dict[str, float], attended: dict[str, float], fast: bool = False) -> None:
+    """Exercise 05 (predict): the head share of the maps when they read the attended features.
+
+    Args:
+        answer: the predicted direction of the head share, ``"up"``, ``"down"`` or ``"same"`` (any form).
+        backbone, attended: :func:`cirlib.analysis.region_activation` of the maps read from the backbone's
+            features (the default) and from the attended ones (``cam_from="attended"``).
+        fast: a FAST run: the barely trained model's effect is shown, not judged.
+    """
+    predicted = _direction(answer, "answer_1")
+    change = attended["head_mass"] - backbone["head_mass"]
+    actual = 0 if abs(change) < 0.01 else (1 if change > 0 else -1)
+    measured = (f"head share {backbone['head_mass']:.1%} -> {attended['head_mass']:.1%}, mean on the body "
+                f"{backbone['body']:.2f} -> {attended['body']:.2f}")
+    if fast:
+        print(f"FAST run: {measured}; a barely trained model's effect means nothing, so it is not judged.")
+        return None
     return _verdict(
-        abs(value - 1.0) < 1e-6,
-        "Each of the N rows sums to 1, so all entries sum to N and the mean received attention is exactly 1: "
-        "that is why the gate is 1 + beta (g - 1).",
-        "sum all entries of S row by row first: each row is a softmax.",
+        predicted == actual,
+        f"{measured}. The attended features carry the gate's factor, large on the head cells every query "
+        "looks at and below 1 elsewhere: a map read from them collapses onto the head with the attention.",
+        "the gate multiplies each position by 1 + beta (g - 1); where does g sit in this trained model?",
     )
 
 
 @checker
 def check_05_gate_factor(answer: Any, beta: float = 0.5, received: float = 3.0) -> None:
-    """Exercise 05.3: the gate factor ``1 + beta (g - 1)`` of a position that receives ``g``."""
+    """Exercise 05: the gate factor ``1 + beta (g - 1)`` of a position that receives ``g``."""
     value = _as_float(answer, "answer_3")
     expected = 1.0 + beta * (received - 1.0)
     return _verdict(

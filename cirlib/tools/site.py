@@ -81,7 +81,7 @@ PRINT_CSS_NAME = "cirlib-print.css"
 #: size comes from the print dialog (``@page`` sets margins only), so one stylesheet serves both papers.
 PRINT_CSS = """\
 @media print {
-  @page { margin: 11mm; }
+  @page { margin: 10mm; }
   .bd-header, .bd-header-article, .bd-sidebar-primary, .bd-sidebar-secondary, .bd-footer,
   .bd-footer-article, .bd-footer-content, .prev-next-area, .header-article-items, .article-header-buttons,
   .theme-switch-button, .search-button, .headerlink, .skip-link, #pst-back-to-top, #jb-print-toc,
@@ -89,7 +89,7 @@ PRINT_CSS = """\
   .bd-container, .bd-container__inner, .bd-main, .bd-main .bd-content, .bd-article-container, .bd-article,
   .bd-page-width { max-width: 100% !important; width: 100% !important; margin: 0 !important;
                    padding: 0 !important; }
-  html { font-size: 9pt; }
+  html { font-size: 8.5pt; }
   body { background: white !important; color: black !important; line-height: 1.3; }
   .bd-main .bd-content #jb-print-docs-body h1 { font-size: 1.7rem; text-align: left; margin: 0 0 0.3rem 0; }
   h2 { font-size: 1.2rem; margin: 0.6rem 0 0.2rem 0 !important; break-after: avoid; }

@@ -79,8 +79,6 @@ def _advanced_cases(gen: torch.Generator):
     f2 = torch.randn(2, 4, 3, 3, generator=gen)
     uniform = f1 + 0.3 * f2.mean(dim=1, keepdim=True).expand_as(f1)
     a1, a2 = torch.rand(5, 5, generator=gen), torch.rand(5, 5, generator=gen)
-    mask = (torch.rand(5, 5, generator=gen) > 0.5).float()
-    stitched = mask * a1 + (1 - mask) * a2
     heldout = _stored({"full": (83.0, 4.0, 100.0), "has": (74.0, 0.7, 99.8), "cam": (64.0, 1.6, 100.0),
                        "fewshot": (92.0, 2.5, 76.0)})
     tested = _stored({"full": (81.0, 4.0, 99.9), "has": (78.0, 1.0, 99.7)})
@@ -95,9 +93,8 @@ def _advanced_cases(gen: torch.Generator):
                                                           {"head_mass": 0.3, "body": 0.1})),
         (exercises.check_05_cam_from, -1, "up", ({"head_mass": 0.3, "body": 0.4}, {"head_mass": 0.2, "body": 0.1})),
         (exercises.check_05_gate_factor, 2.0, 3.0, (0.5, 3.0)),
-        (exercises.check_06_forward_passes, 3, 2, ()),
-        (exercises.check_06_stitched_target, stitched, a1, (a1, a2, mask)),
-        (exercises.check_06_full_map_kinds, {"stitched", "max"}, {"consistency"}, ()),
+        (exercises.check_06_fusion_weight_at_inference, "unchanged", "different", (a1, a1.clone())),
+        (exercises.check_06_fusion_weight_at_inference, "they change", "the same", (a1, a2)),
         (exercises.check_07_heldout_verdict, "better", "not better", (heldout, tested)),
         (exercises.check_07_heldout_verdict, False, "yes", (tested,)),  # 3.0 vs 4.0 + 1.0: not better
         (exercises.check_07_sample_std, float(np.std(values, ddof=1)), float(np.std(values)), (values,)),

@@ -15,8 +15,10 @@ as it rises, so union-find sweeps over the pixels sorted by value (counting sort
 the boxes of all levels in :math:`O(HW\,\alpha)` plus the per-level work on the live components.
 The foreground sweep reads each added pixel's 8-neighbour mask: consecutive ring neighbours are
 4-adjacent, so one ``find`` per run of foreground neighbours suffices, and table lookups give what
-the pixel adds to the quantities below. The hole sweep is needed for the hole boxes of
-multi-contour mode only.
+the pixel adds to the quantities below. The per-pixel code indexes with ``np.uintp``: numba then
+skips the negative-index wraparound it adds to every signed index (every index here is already in
+range; the wraparound code costs the foreground sweep about an eighth of its time). The hole sweep
+is needed for the hole boxes of multi-contour mode only.
 
 **Single contour.** ``cv2.contourArea`` of the outer contour of :math:`C` equals the area of the
 union of the 2x2 pixel cells of the *filled* component :math:`\bar C` (:math:`C` plus everything it
@@ -51,11 +53,11 @@ __all__ = ["level_sweep", "quantize_checked"]
 @njit(cache=True, inline="always", error_model="numpy")
 def _find(parent: np.ndarray, i: int) -> int:
     root = i
-    while parent[root] != root:
-        root = parent[root]
-    while parent[i] != root:  # path compression
-        nxt = parent[i]
-        parent[i] = root
+    while parent[np.uintp(root)] != root:
+        root = parent[np.uintp(root)]
+    while parent[np.uintp(i)] != root:  # path compression
+        nxt = parent[np.uintp(i)]
+        parent[np.uintp(i)] = root
         i = nxt
     return root
 
@@ -64,14 +66,14 @@ def _find(parent: np.ndarray, i: int) -> int:
 def _add_pixel(p, r, x, y, parent, size, bx0, by0, bx1, by1, pmin, dirty) -> None:
     """Pixel ``p`` (padded coordinates ``x, y``) joins the component of root ``r`` (its own node stays
     cold)."""
-    parent[p] = r
-    size[r] += 1
-    bx0[r] = min(bx0[r], x)
-    by0[r] = min(by0[r], y)
-    bx1[r] = max(bx1[r], x)
-    by1[r] = max(by1[r], y)
-    pmin[r] = min(pmin[r], p)
-    dirty[r] = True
+    parent[np.uintp(p)] = r
+    size[np.uintp(r)] += 1
+    bx0[np.uintp(r)] = min(bx0[np.uintp(r)], x)
+    by0[np.uintp(r)] = min(by0[np.uintp(r)], y)
+    bx1[np.uintp(r)] = max(bx1[np.uintp(r)], x)
+    by1[np.uintp(r)] = max(by1[np.uintp(r)], y)
+    pmin[np.uintp(r)] = min(pmin[np.uintp(r)], p)
+    dirty[np.uintp(r)] = True
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -401,13 +403,14 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
         if start[v + 1] == start[v]:
             continue
         for k in range(start[v], start[v + 1]):
-            p = order[k]
+            p = order[np.uintp(k)]
             py = np.int64((p + 0.5) * inv_w2)  # exact: (p + 1/2) / (W + 2) is 1/(2W + 4) or more off an integer
             px = p - py * w2
-            mask = (fg[p - 1] | (fg[p - w2 - 1] << 1) | (fg[p - w2] << 2) | (fg[p - w2 + 1] << 3)
-                    | (fg[p + 1] << 4) | (fg[p + w2 + 1] << 5) | (fg[p + w2] << 6) | (fg[p + w2 - 1] << 7))
-            fg[p] = 1
-            runs = _N_RUNS[mask]
+            mask = (fg[np.uintp(p - 1)] | (fg[np.uintp(p - w2 - 1)] << 1) | (fg[np.uintp(p - w2)] << 2)
+                    | (fg[np.uintp(p - w2 + 1)] << 3) | (fg[np.uintp(p + 1)] << 4) | (fg[np.uintp(p + w2 + 1)] << 5)
+                    | (fg[np.uintp(p + w2)] << 6) | (fg[np.uintp(p + w2 - 1)] << 7))
+            fg[np.uintp(p)] = 1
+            runs = _N_RUNS[np.uintp(mask)]
             if runs == 0:  # a new component
                 size[p] = 1
                 bx0[p] = bx1[p] = px
@@ -427,10 +430,10 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
                     he4 = 4
                     hsize = 1
             elif nroots == 1:  # p joins the only component, the hot one
-                parent[p] = hot
+                parent[np.uintp(p)] = hot
                 rp = hot
             else:  # join the first run's component (p's own node stays cold), merge the others'
-                rp = parent[p + ring[_RUN_START[mask, 0]]]
+                rp = parent[np.uintp(p + ring[_RUN_START[mask, 0]])]
                 if rp != hot:
                     rp = _find(parent, rp)
                 if runs > 1:  # merges (rare) work on the arrays; the larger of the two roots gets hot
@@ -456,18 +459,18 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
                 if rp != hot:
                     _add_pixel(p, rp, px, py, parent, size, bx0, by0, bx1, by1, pmin, dirty)
                     # every foreground pixel of a 2x2 cell is in one component: cell terms add up per root
-                    area2[rp] += _AREA2_GAIN[mask]
-                    euler4[rp] += _EULER4_GAIN[mask]
+                    area2[np.uintp(rp)] += _AREA2_GAIN[np.uintp(mask)]
+                    euler4[np.uintp(rp)] += _EULER4_GAIN[np.uintp(mask)]
                 else:
-                    parent[p] = hot
+                    parent[np.uintp(p)] = hot
             if rp == hot and runs > 0:
                 hx0 = min(hx0, px)
                 hy0 = min(hy0, py)
                 hx1 = max(hx1, px)
                 hy1 = max(hy1, py)
                 hpmin = min(hpmin, p)
-                ha2 += _AREA2_GAIN[mask]
-                he4 += _EULER4_GAIN[mask]
+                ha2 += _AREA2_GAIN[np.uintp(mask)]
+                he4 += _EULER4_GAIN[np.uintp(mask)]
                 hsize += 1
         if hot >= 0:
             _write_totals(hot, hx0, hy0, hx1, hy1, hpmin, ha2, he4, hsize,

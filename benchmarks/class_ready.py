@@ -17,7 +17,7 @@ notebook opened. Recorded per notebook:
 * the runs it copied from ``checkpoints/``.
 
 The JSON goes to ``--out`` (atomically) with the machine (its load average says how busy it was);
-the exit status is 1 when a notebook trained or took longer than ``--limit``.
+the exit status is 1 when a notebook failed, trained or took longer than ``--limit``.
 """
 
 from __future__ import annotations
@@ -97,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     records: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="class_ready-") as tmp:
         for notebook in notebooks:
-            record = time_notebook(notebook, Path(tmp))
+            try:
+                record = time_notebook(notebook, Path(tmp))
+            except Exception as exc:  # noqa: BLE001 - a failing notebook is recorded, the others still run
+                records[notebook.name] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+                print(f"[class_ready] {notebook.name}: FAILED {records[notebook.name]['error']}", flush=True)
+                continue
             record["ok"] = (record["seconds"] <= args.limit and not record["trained"]
                             and not record["training_announced"])
             records[notebook.name] = record

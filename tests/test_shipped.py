@@ -176,6 +176,7 @@ def test_notebooks_05_and_07_run_without_training_from_an_empty_output_dir(tmp_p
     records = json.loads(out.read_text())["notebooks"]
     assert sorted(records) == ["05_spatial_self_attention.ipynb", "07_results.ipynb"]
     for name, record in records.items():
+        assert "error" not in record, (name, record)
         assert not record["trained"] and not record["training_announced"], (name, record)
         assert record["copied_from_checkpoints"], name
         # The kernel's CPU time, not the wall time: another job on a shared CI machine inflates the

@@ -58,10 +58,11 @@ def time_notebook(notebook: Path, workdir: Path) -> dict[str, Any]:
 
     runs = workdir / notebook.stem / "runs"
     runs.mkdir(parents=True)
-    parameters = {"OUTPUT_DIR": str(runs), "INTERACTIVE": False}
+    declared = declared_parameters(notebook)
+    parameters = {k: v for k, v in {"OUTPUT_DIR": str(runs), "INTERACTIVE": False}.items() if k in declared}
     executed = workdir / notebook.stem / notebook.name
     cpu_before = _children_cpu_seconds()
-    seconds = run_notebook(notebook, executed, {k: v for k, v in parameters.items() if k in declared_parameters(notebook)})
+    seconds = run_notebook(notebook, executed, parameters)
     cpu_seconds = _children_cpu_seconds() - cpu_before  # the kernel, a child process reaped when it shut down
     trained = sorted(str(p.parent.relative_to(runs)) for p in runs.rglob("last.pt"))
     copied = []

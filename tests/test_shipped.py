@@ -51,7 +51,8 @@ def test_a_shipped_run_is_the_run_experiment_config_builds_today(config):
     folder = shipped.shipped_folder(config)
     checkpoint = read_checkpoint(folder / "final.pt")
     stored = config_from_dict(checkpoint["config"], source=str(folder / "final.pt"))
-    assert same_run(stored, config, checkpoint.get("model_options")), f"{folder}: another config than today's; {REFRESH}"
+    same = same_run(stored, config, checkpoint.get("model_options"))
+    assert same, f"{folder}: another config than today's; {REFRESH}"
     yaml_config = config_from_dict(load_yaml((folder / "config.yaml").read_text()), source="config.yaml")
     assert config_to_dict(yaml_config) == config_to_dict(stored)
     fingerprint = dataset_fingerprint(config)

@@ -84,7 +84,6 @@ def _advanced_cases(gen: torch.Generator):
     tested = _stored({"full": (81.0, 4.0, 99.9), "has": (78.0, 1.0, 99.7)})
     values = [70.0, 72.0, 75.0]
     acol_map = torch.tensor([[0.0, 0.5], [0.9, 1.0]])  # normalised as it is: 0.9 and 1.0 lie above 0.6
-    v2_fewshot = {"cam": 70.0, "has": 75.0, "fewshot": 90.0}
     return [
         (exercises.check_04_caam_entries, 64, 8, (8,)),
         (exercises.check_04_uniform_attention, uniform, f1, (f1, f2, 0.3)),
@@ -102,7 +101,8 @@ def _advanced_cases(gen: torch.Generator):
         (exercises.check_07_is_evidence, "yes", "not better", (compare(80.1, 71.6, 2.9, 3.3),)),
         (exercises.check_08_cutmix_weight, 1 - 4 * 6 / (8 * 12), 4 * 6 / (8 * 12), (8, 12, (2, 6, 3, 9))),
         (exercises.check_08_acol_erased_fraction, 2 / 4, 1 / 4, (acol_map, 0.6)),
-        (exercises.check_08_fewshot_margin, 90.0 - 75.0, 90.0 - 70.0, (v2_fewshot, ("cam", "has"))),
+        (exercises.check_08_fewshot_top1, "lower", "the same", (heldout,)),
+        (exercises.check_08_fewshot_top1, -24, "higher", (heldout,)),
     ]
 
 
@@ -166,6 +166,17 @@ def test_scaled_patch_sizes_expected_value_matches_library():
     assert by_hand == scale_patch_sizes(image_size=64)
 
 
-def test_heldout_checker_without_results_says_how_to_make_them(capsys):
+def test_result_checkers_without_results_say_how_to_make_them(capsys):
     exercises.check_07_heldout_verdict("better", None)
-    assert "--out results/heldout" in capsys.readouterr().out
+    exercises.check_08_fewshot_top1("lower", None)
+    out = capsys.readouterr().out
+    assert "--out results/heldout" in out and "make results" in out
+
+
+def test_explain_exercises_of_07_and_08_name_their_key_ideas(capsys):
+    exercises.check_explanation("One seed is one draw; the spread of the full method is large.",
+                                exercises.nb07.ONE_SEED_IDEAS, "answer_4")
+    exercises.check_explanation("The boxes that choose the threshold can train a localizer instead.",
+                                exercises.nb08.FEWSHOT_IDEAS, "answer_4")
+    out = capsys.readouterr().out
+    assert out.count("names 2 of the 4") == 2

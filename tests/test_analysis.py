@@ -221,8 +221,9 @@ def test_plot_method_maps_draws_one_row_per_method():
     models = {"a": _tiny_model(), "b": _tiny_model()}
     metrics = {m: {"best_threshold": {"50": 0.3}} for m in models}
     fig = viz.plot_method_maps(models, metrics, [data[i] for i in range(3)], mean=data.mean, std=data.std)
-    titles = [ax.get_title() for ax in fig.axes]
+    titles = [ax.get_title() for ax in fig.axes[:-1]]  # the last axes is the maps' colorbar
     assert len(titles) == 6 and titles[0].startswith("a: IoU ") and titles[3].startswith("b: IoU ")
+    assert fig.axes[-1].get_ylabel() == "normalised map"
     plt.close(fig)
 
 

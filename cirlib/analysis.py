@@ -50,7 +50,6 @@ __all__ = [
     "fully_hidden_share",
     "localization_maps",
     "mass_in_box",
-    "method_comparison",
     "metrics_table",
     "part_box_iou",
     "region_activation",
@@ -602,34 +601,6 @@ def part_box_iou(part_masks, gt_boxes) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- notebooks 03 and 04
-
-
-def method_comparison(a: str, b: str, key: str = "maxboxacc_v2",
-                      path: str | os.PathLike = RESULTS_DIR):
-    r"""Method ``a`` against method ``b`` over ``make results``' seeds, by the evidence rule.
-
-    :func:`cirlib.evidence.compare` of the two rows of ``results.json``: ``a`` is better when
-    :math:`\bar a - \bar b > s_a + s_b`.
-
-    Args:
-        a, b: methods of ``results.json`` (``"complementary"``, ``"has"``, ...).
-        key: the column compared (a key of :data:`cirlib.runs.results.COLUMNS`).
-        path: the results folder or file.
-
-    Raises:
-        ValueError: no results file, or a method or column it does not hold (one line, with the fix).
-    """
-    from cirlib.evidence import compare
-
-    stored = load_results(path)
-    if stored is None:
-        raise ValueError(f"method_comparison: no results.json under {path}; run `make results` first.")
-    rows = [stored.summary.get(m) for m in (a, b)]
-    if any(r is None or r["mean"].get(key) is None for r in rows):
-        raise ValueError(f"method_comparison: {stored.path} has no {key!r} for {a!r} and {b!r}; "
-                         f"methods there: {', '.join(stored.summary)}.")
-    (ra, rb) = rows
-    return compare(ra["mean"][key], rb["mean"][key], ra["std"][key] or 0.0, rb["std"][key] or 0.0)
 
 
 def fully_hidden_share(region_masks, patch_size: int, hide_prob: float = 0.5, draws: int = 20,

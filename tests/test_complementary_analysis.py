@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import matplotlib
@@ -49,24 +48,6 @@ def test_caam_broadcast_finds_the_column_most_rows_pick():
     out = analysis.caam_broadcast(q, other)
     assert out["max_share"] == pytest.approx(1.0) and out["min_share"] == pytest.approx(2 / 3)
     assert out["strongest"] == pytest.approx(0.5) and out["winners"] == [1, 2]
-
-
-def _results(tmp_path, rows):
-    summary = {m: {"n": 3, "seeds": [0, 1, 2], "mean": {"maxboxacc_v2": mu}, "std": {"maxboxacc_v2": s}}
-               for m, (mu, s) in rows.items()}
-    (tmp_path / "results.json").write_text(json.dumps({"summary": summary, "runs": []}))
-    return tmp_path
-
-
-def test_method_comparison_applies_the_evidence_rule_to_results_json(tmp_path):
-    path = _results(tmp_path, {"a": (71.6, 3.3), "b": (74.2, 3.8), "c": (63.1, 1.9)})
-    inside = analysis.method_comparison("a", "b", path=path)
-    assert inside.verdict == "not different" and inside.gap == pytest.approx(-2.6)
-    assert analysis.method_comparison("a", "c", path=path).better
-    with pytest.raises(ValueError, match="no 'maxboxacc_v2' for 'a' and 'zz'"):
-        analysis.method_comparison("a", "zz", path=path)
-    with pytest.raises(ValueError, match="run `make results`"):
-        analysis.method_comparison("a", "b", path=tmp_path / "missing")
 
 
 def _caam_model():

@@ -12,7 +12,7 @@ import torch
 from cirlib import exercises
 from cirlib.exercises import nb00
 from cirlib.data import SyntheticWSOL
-from cirlib.methods import complementary_pair, scale_patch_sizes
+from cirlib.methods import scale_patch_sizes
 from cirlib.metrics import box_iou_inclusive
 from cirlib.evidence import compare
 from cirlib.runs.results import StoredResults
@@ -53,8 +53,6 @@ def _cases(ds: SyntheticWSOL):
     feats = torch.randn(6, 4, 5, generator=gen)
     weight = torch.randn(3, 6, 1, 1, generator=gen)
     cam = torch.einsum("c,chw->hw", weight.flatten(1)[2], feats)
-    images = torch.randn(2, 3, 16, 20, generator=gen)
-    i1, i2, _ = complementary_pair(images, 6, 0.5, generator=gen)
     head_iou = float(box_iou_inclusive(_tight(ds.render(0)["head_mask"])[None], ds.render(0)["box"][None])[0, 0])
     bigger = nb00.bigger_head_box_accuracy(ds, 2.0, 40)
     return [
@@ -66,9 +64,9 @@ def _cases(ds: SyntheticWSOL):
         (exercises.check_02_num_patches, 20, 12, (48, 64, 13)),
         (exercises.check_02_scaled_patch_sizes, (0, 5, 9, 13, 16), (0, 4, 9, 12, 16), (64,)),
         (exercises.check_02_head_hidden_probability, 0.4, 0.5, (0.5, 5)),
-        (exercises.check_03_pair_sum, i1 + i2, i1, (images,)),
+        (exercises.check_03_patch_size_effect, "higher", "lower", (ds, 2, 16, 30)),
+        (exercises.check_03_patch_size_effect, +1, "the same", (ds, 2, 16, 30)),
         (exercises.check_03_second_view_fraction, 0.3, 0.7, (0.3,)),
-        (exercises.check_03_backbone_passes, 2, 1, ()),
         *_advanced_cases(gen),
     ]
 

@@ -143,6 +143,18 @@ def _best_iou(bx0: int, by0: int, bx1: int, by1: int, gt: np.ndarray) -> float:
     return best
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _area2_bound(r, area2, size, bx0, by0, bx1, by1) -> int:
+    r"""An upper bound of :math:`2 A(C)` for the holed component of root ``r``, the smaller of two:
+    the contour runs through pixel centres inside the box, :math:`A \le (x_1 - x_0)(y_1 - y_0)`; and
+    filling the holes (at most the box's pixels outside :math:`C`) raises each of the four 2x2 cells
+    around a hole pixel by at most 1, :math:`A \le a(C) + 4\,(|\text{box}| - |C|)`.
+    """
+    dx = bx1[r] - bx0[r]
+    dy = by1[r] - by0[r]
+    return min(2 * dx * dy, area2[r] + 8 * ((dx + 1) * (dy + 1) - size[r]))
+
+
 @njit(cache=True, error_model="numpy")
 def _filled_area2(q: np.ndarray, level: int, x0: int, y0: int, x1: int, y1: int, sx: int, sy: int,
                   lab: np.ndarray, stack: np.ndarray) -> int:
@@ -388,6 +400,8 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
     single_ok = np.zeros(256, dtype=np.bool_)
     flood_lab = np.empty(0, dtype=np.uint8)  # allocated at the first level the area bounds leave open
     flood_stack = np.empty(0, dtype=np.int64)
+    holed_roots = np.empty(0, dtype=np.int64)  # the holed components that may be the largest, their bounds
+    holed_bounds = np.empty(0, dtype=np.int64)
     # per node: size, box (padded coordinates), raster-first pixel, 2a, 4 chi, IoU cache;
     # roots/rpos: the live roots (swap-remove list); fg: the pixels added so far
     parent, size, bx0, by0, bx1, by1, pmin, area2, iou_cache, dirty, roots, rpos, euler4, fg, _, _, order, start = ws
@@ -501,35 +515,52 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
         ok = True
         for k in range(nroots):
             r = roots[k]
-            if r != top and euler4[r] != 4 and 2 * (bx1[r] - bx0[r]) * (by1[r] - by0[r]) >= top_a:
+            if r != top and euler4[r] != 4 and _area2_bound(r, area2, size, bx0, by0, bx1, by1) >= top_a:
                 ok = False  # a holed component whose area may reach the top's
         if not ok:
             # exact areas of the components that may be the largest
             if len(flood_lab) == 0:
                 flood_lab = np.empty(n, dtype=np.uint8)
                 flood_stack = np.empty(n, dtype=np.int64)
+                holed_roots = np.empty(n, dtype=np.int64)
+                holed_bounds = np.empty(n, dtype=np.int64)
             best_a = -1
             best_holed = False
             n_best = 0
-            for k in range(nroots):
+            n_holed = 0
+            for k in range(nroots):  # hole-free components: A = a, only those with the top's a count
                 r = roots[k]
-                holed = euler4[r] != 4
-                if holed and 2 * (bx1[r] - bx0[r]) * (by1[r] - by0[r]) < top_a:
-                    continue
-                if not holed and area2[r] < top_a:
-                    continue
-                exact = area2[r]
-                if holed:
-                    exact = _filled_area2(q, v, bx0[r] - 1, by0[r] - 1, bx1[r] - 1, by1[r] - 1,
-                                          pmin[r] % w2 - 1, pmin[r] // w2 - 1, flood_lab, flood_stack)
+                if euler4[r] == 4:
+                    if area2[r] == top_a:
+                        if top_a > best_a:
+                            best_a = top_a
+                            top = r
+                            n_best = 1
+                        else:
+                            n_best += 1
+                            if pmin[r] > pmin[top]:
+                                top = r
+                else:
+                    bound = _area2_bound(r, area2, size, bx0, by0, bx1, by1)
+                    if bound >= top_a:
+                        holed_roots[n_holed] = r
+                        holed_bounds[n_holed] = bound
+                        n_holed += 1
+            # holed ones by decreasing bound, until no bound reaches the largest exact area found
+            for i in np.argsort(-holed_bounds[:n_holed]):
+                if holed_bounds[i] < best_a:
+                    break
+                r = holed_roots[i]
+                exact = _filled_area2(q, v, bx0[r] - 1, by0[r] - 1, bx1[r] - 1, by1[r] - 1,
+                                      pmin[r] % w2 - 1, pmin[r] // w2 - 1, flood_lab, flood_stack)
                 if exact > best_a:
                     best_a = exact
                     top = r
-                    best_holed = holed
+                    best_holed = True
                     n_best = 1
                 elif exact == best_a:
                     n_best += 1
-                    best_holed = best_holed or holed
+                    best_holed = True
                     if pmin[r] > pmin[top]:
                         top = r
             # a tie with a holed component: OpenCV's contour order decides, the caller asks OpenCV

@@ -117,12 +117,24 @@ def test_a_broken_claim_stops_a_full_run_and_is_reported_in_a_fast_one(capsys, m
     assert "DOES NOT HOLD" in capsys.readouterr().out
 
 
-def test_setup_takes_the_mode_from_fast(monkeypatch, tmp_path):
+def test_claims_stop_only_the_documented_run(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(lesson, "_strict", True)
     nb = lesson.setup({"FAST": True, "SEED": 0, "OUTPUT_DIR": str(tmp_path)}, "has")
     assert lesson._strict is False and nb.config().model.method == "has" and nb.synthetic
     lesson.setup({"FAST": False, "SEED": 0, "OUTPUT_DIR": str(tmp_path)})
     assert lesson._strict is True
+    lesson.setup({"FAST": False, "SEED": 1, "OUTPUT_DIR": str(tmp_path)})  # a student exploring another seed
+    assert lesson._strict is False and "this one sets SEED=1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_documented_run_is_the_notebooks_defaults(path):
+    parameters = next(c for c in _cells(path) if "parameters" in c.metadata.get("tags", []))
+    namespace: dict = {}
+    exec(parameters.source, namespace)  # the defaults, as the notebook runs them without papermill
+    for name, value in lesson.DOCUMENTED_RUN.items():
+        if name in namespace:
+            assert namespace[name] == value, f"{path.name}: {name} defaults to {namespace[name]!r}"
 
 
 def test_a_notebook_with_a_broken_claim_fails_its_full_run(tmp_path):

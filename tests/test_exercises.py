@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cirlib import exercises
-from cirlib.exercises import nb00
+from cirlib.exercises import nb00, nb02
 from cirlib.data import SyntheticWSOL
 from cirlib.methods import scale_patch_sizes
 from cirlib.metrics import box_iou_inclusive
@@ -48,21 +48,24 @@ class _Constant(torch.nn.Module):
 
 def _cases(ds: SyntheticWSOL):
     """(checker, right answer, wrong answer, extra args) for every checker."""
-    metrics = {"maxboxacc": {"30": 90.0, "50": 60.0, "70": 15.0}}
     gen = torch.Generator().manual_seed(0)
     feats = torch.randn(6, 4, 5, generator=gen)
     weight = torch.randn(3, 6, 1, 1, generator=gen)
     cam = torch.einsum("c,chw->hw", weight.flatten(1)[2], feats)
     head_iou = float(box_iou_inclusive(_tight(ds.render(0)["head_mask"])[None], ds.render(0)["box"][None])[0, 0])
+    same = {"maxboxacc": {"50": 74.4}, "maxboxacc_single": {"50": 74.4}}  # one contour per map
+    split = {"maxboxacc": {"50": 74.4}, "maxboxacc_single": {"50": 70.0}}
     bigger = nb00.bigger_head_box_accuracy(ds, 2.0, 40)
+    headless = nb02.headless_top1(_Constant(), ds, 40)
     return [
         (exercises.check_00_bigger_head, bigger, bigger + 0.5, (ds, 2.0, 40)),
         (exercises.check_00_head_box_iou, head_iou, head_iou + 0.1, (ds, 0)),
+        (exercises.check_01_single_contour, "the same", "higher", (same,)),
+        (exercises.check_01_single_contour, "it drops", "no change", (split,)),
         (exercises.check_01_iou, 25 / 175, 25 / 200, ()),
-        (exercises.check_01_maxboxacc_v2, 55.0, 60.0, (metrics,)),
         (exercises.check_01_cam_from_features, cam, cam + 0.1, (feats, weight, 2)),
-        (exercises.check_02_num_patches, 20, 12, (48, 64, 13)),
-        (exercises.check_02_scaled_patch_sizes, (0, 5, 9, 13, 16), (0, 4, 9, 12, 16), (64,)),
+        (exercises.check_02_whole_head_hidden, "8", "the small one", (ds, (2, 8))),
+        (exercises.check_02_headless_top1, headless, (headless + 40) % 100, ({"const": _Constant()}, ds, 40, "const")),
         (exercises.check_02_head_hidden_probability, 0.4, 0.5, (0.5, 5)),
         (exercises.check_03_patch_size_effect, "higher", "lower", (ds, 2, 16, 30)),
         (exercises.check_03_patch_size_effect, +1, "the same", (ds, 2, 16, 30)),
@@ -154,6 +157,21 @@ def test_unanswered_exercises_print_what_to_do_and_do_not_stop_the_notebook(data
 def test_percent_instead_of_fraction_gets_a_specific_hint(dataset):
     with pytest.raises(AssertionError, match="not a percentage"):
         exercises.check_00_bigger_head(50.0, dataset, 2.0, 40)
+
+
+def test_a_prediction_is_accepted_in_any_wording():
+    split = {"maxboxacc": {"50": 74.4}, "maxboxacc_single": {"50": 70.0}}
+    for said in ("lower", "Lower than multi", "it drops", "decrease"):
+        exercises.check_01_single_contour(said, split)
+    with pytest.raises(AssertionError, match="direction"):
+        exercises.check_01_single_contour("maybe", split)
+
+
+def test_a_fast_run_shows_a_model_prediction_without_judging_it(dataset, capsys):
+    split = {"maxboxacc": {"50": 74.4}, "maxboxacc_single": {"50": 70.0}}
+    exercises.check_01_single_contour("higher", split, fast=True)  # wrong, but a FAST model means nothing
+    exercises.check_02_headless_top1(99.0, {"const": _Constant()}, dataset, 40, "const", fast=True)
+    assert capsys.readouterr().out.count("not judged") == 2
 
 
 def test_non_numeric_answer_is_reported():

@@ -6,15 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from cirlib.exercises._checking import _require, _as_float, _verdict, _close, checker
+from cirlib.exercises._checking import _as_float, _close, _direction, _require, _verdict, checker
 
-__all__ = ['check_01_cam_from_features', 'check_01_iou', 'check_01_maxboxacc_v2']
-
+__all__ = ['check_01_cam_from_features', 'check_01_iou', 'check_01_single_contour']
 
 @checker
 def check_01_iou(answer: Any) -> None:
-    """Exercise 01.1: the inclusive IoU of the boxes ``[0, 0, 9, 9]`` and ``[5, 5, 14, 14]``."""
-    value = _as_float(answer, "answer_1")
+    """Exercise 01.3: the inclusive IoU of the boxes ``[0, 0, 9, 9]`` and ``[5, 5, 14, 14]``."""
+    value = _as_float(answer, "answer_3")
     expected = 25.0 / 175.0  # 5x5 overlap, two 10x10 boxes
     _verdict(
         _close(value, expected, 1e-4),
@@ -25,25 +24,37 @@ def check_01_iou(answer: Any) -> None:
 
 
 @checker
-def check_01_maxboxacc_v2(answer: Any, metrics: dict) -> None:
-    """Exercise 01.2: MaxBoxAccV2 from the per-IoU MaxBoxAcc of this run.
+def check_01_single_contour(answer: Any, metrics: dict, iou: str = "50", fast: bool = False) -> None:
+    """Exercise 01.1 (predict): MaxBoxAcc with the largest contour's box only, against every contour's.
 
     Args:
-        answer: the student's value in percent.
-        metrics: the run's test metrics (``metrics["maxboxacc"]`` maps ``"30"/"50"/"70"`` to percent).
+        answer: "higher", "lower" or "the same" (any wording).
+        metrics: the run's test metrics (``"maxboxacc"``: multi contour, ``"maxboxacc_single"``).
+        iou: the IoU threshold asked about.
+        fast: a FAST run: the barely trained model's scores are shown, not judged.
     """
-    value = _as_float(answer, "answer_2")
-    expected = float(np.mean([metrics["maxboxacc"][k] for k in ("30", "50", "70")]))
+    said = _direction(answer, "answer_1")
+    multi, single = metrics["maxboxacc"][iou], metrics["maxboxacc_single"][iou]
+    actual = 0 if abs(single - multi) < 0.05 else (1 if single > multi else -1)
+    if fast:
+        print(f"FAST run: single contour {single:.1f} %, multi contour {multi:.1f} %; a barely trained "
+              "model's scores mean nothing, so the prediction is not judged.")
+        return
     _verdict(
-        _close(value, expected, 1e-6 + 1e-9 * abs(expected)),
-        f"MaxBoxAccV2 = {expected:.2f} %, the mean over IoU 30, 50 and 70.",
-        "MaxBoxAccV2 averages MaxBoxAcc over the IoU thresholds 30, 50 and 70 (each in percent, multi-contour).",
+        said == actual,
+        f"Single contour {single:.1f} %, multi contour {multi:.1f} % at IoU {iou}. "
+        + ("The same: beside one large region, a thresholded CAM of these images has only small specks "
+           "(the little dashed boxes of section 3's figure), so the largest contour's box is always the best "
+           "match." if actual == 0 else
+           "Multi contour can only help: it also tries the largest contour's box."),
+        "multi contour tries every contour's box, the largest one's included, so it is never worse. Does "
+        "a thresholded CAM of these images split into several regions (section 3's toy map did)?",
     )
 
 
 @checker
 def check_01_cam_from_features(answer: Any, features: Any, weight: Any, label: int) -> None:
-    r"""Exercise 01.3: the CAM :math:`M_k = \sum_c w_{k,c} F_c` of class ``label`` for one image.
+    r"""Exercise 01.4: the CAM :math:`M_k = \sum_c w_{k,c} F_c` of class ``label`` for one image.
 
     Args:
         answer: ``(h, w)`` tensor or array.
@@ -53,7 +64,7 @@ def check_01_cam_from_features(answer: Any, features: Any, weight: Any, label: i
     """
     import torch
 
-    _require(answer, "answer_3")
+    _require(answer, "answer_4")
     f = torch.as_tensor(features).float()
     w = torch.as_tensor(weight).float().reshape(torch.as_tensor(weight).shape[0], -1)
     expected = torch.einsum("c,chw->hw", w[label], f)

@@ -36,9 +36,10 @@ inside the box). Hole contours and components nested in holes are enclosed by an
 them in OpenCV's order and has at least their area, so the largest contour is an outer one. The component
 :math:`C^*` with the largest :math:`a` (ties: the largest raster-first pixel, as OpenCV lists
 top-level contours in reverse raster order) is *certified* the largest contour when no other holed
-component's box bound reaches :math:`a(C^*)`. Otherwise the exact :math:`A` of every component that
-may be the largest is counted on the filled component in the crop of its box
-(:func:`_filled_area2`); only a tie for the largest exact area involving a holed component is
+component's bound (:func:`_area2_bound`) reaches :math:`a(C^*)`. Otherwise the exact :math:`A` of
+the components that may be the largest, in decreasing bound order until no bound reaches the
+largest found, is the shoelace sum over the outer border traced as OpenCV traces it
+(:func:`_outer_area2`); only a tie for the largest exact area involving a holed component is
 flagged for an exact OpenCV call by the caller.
 """
 
@@ -156,73 +157,50 @@ def _area2_bound(r, area2, size, bx0, by0, bx1, by1) -> int:
 
 
 @njit(cache=True, error_model="numpy")
-def _filled_area2(q: np.ndarray, level: int, x0: int, y0: int, x1: int, y1: int, sx: int, sy: int,
-                  lab: np.ndarray, stack: np.ndarray) -> int:
-    """Exact ``2 * cv2.contourArea`` of the outer contour of the component of ``q >= level`` holding
-    pixel ``(sx, sy)``, whose pixel extent is ``x0..x1, y0..y1``: :math:`2 n_4(\\bar C) + n_3(\\bar C)`.
+def _outer_area2(q: np.ndarray, level: int, sx: int, sy: int) -> int:
+    """Exact ``2 * cv2.contourArea`` of the outer contour of the component of ``q >= level`` whose
+    raster-first pixel is ``(sx, sy)``: the shoelace sum over the border OpenCV traces.
 
-    In the crop of the component's box padded by one pixel: the component (8-connected, flood fill
-    from the seed), then the outside (4-connected through every other pixel, from the padding);
-    the filled component :math:`\\bar C` is everything the outside does not reach. Nothing else in the
-    crop can enclose the component, since it touches every side of its own box.
+    Suzuki & Abe's border following (1985), as ``findContours`` runs it: the first foreground
+    8-neighbour clockwise from the west is the border's last pixel; from each border pixel the next
+    is the first foreground neighbour counter-clockwise after the one it came from; the trace ends
+    on its way from that last pixel back to the start. Its cost is the border's length, not the box's area.
     """
-    cw = x1 - x0 + 3
-    ch = y1 - y0 + 3
-    n = cw * ch
-    lab[:n] = 0
-    top = 0
-    seed = (sy - y0 + 1) * cw + (sx - x0 + 1)
-    lab[seed] = 1
-    stack[0] = seed
-    top = 1
-    while top > 0:  # the component, 8-connected
-        top -= 1
-        i = stack[top]
-        cy = i // cw
-        cx = i - cy * cw
-        for dy in range(-1, 2):
-            for dx in range(-1, 2):
-                ny = cy + dy
-                nx = cx + dx
-                if ny < 1 or ny > ch - 2 or nx < 1 or nx > cw - 2:
-                    continue
-                j = ny * cw + nx
-                if lab[j] == 0 and q[y0 + ny - 1, x0 + nx - 1] >= level:
-                    lab[j] = 1
-                    stack[top] = j
-                    top += 1
-    for i in range(n):  # the padding frame is outside
-        cy = i // cw
-        cx = i - cy * cw
-        if cy == 0 or cy == ch - 1 or cx == 0 or cx == cw - 1:
-            lab[i] = 2
-            stack[top] = i
-            top += 1
-    while top > 0:  # the outside, 4-connected through everything but the component
-        top -= 1
-        i = stack[top]
-        cy = i // cw
-        cx = i - cy * cw
-        for d in range(4):
-            ny = cy + (d == 1) - (d == 0)
-            nx = cx + (d == 3) - (d == 2)
-            if ny < 0 or ny >= ch or nx < 0 or nx >= cw:
-                continue
-            j = ny * cw + nx
-            if lab[j] == 0:
-                lab[j] = 2
-                stack[top] = j
-                top += 1
+    h, w = q.shape
+    last = -1
+    for k in range(8):  # clockwise from the west: W, NW, N, NE, E, SE, S, SW
+        d = (4 - k) & 7
+        x = sx + _DX[d]
+        y = sy + _DY[d]
+        if 0 <= x < w and 0 <= y < h and q[y, x] >= level:
+            last = d
+            break
+    if last < 0:  # a single pixel
+        return 0
+    lx = sx + _DX[last]
+    ly = sy + _DY[last]
+    x3, y3 = sx, sy
+    back = last  # the direction from the current border pixel to the previous one
     area2 = 0
-    for cy in range(ch - 1):
-        for cx in range(cw - 1):
-            i = cy * cw + cx
-            k = (lab[i] != 2) + (lab[i + 1] != 2) + (lab[i + cw] != 2) + (lab[i + cw + 1] != 2)
-            if k == 4:
-                area2 += 2
-            elif k == 3:
-                area2 += 1
-    return area2
+    while True:
+        d = back
+        x4, y4 = x3, y3
+        for k in range(1, 9):  # counter-clockwise after the previous pixel (found at the latest at k = 8)
+            d = (back + k) & 7
+            x4 = x3 + _DX[d]
+            y4 = y3 + _DY[d]
+            if 0 <= x4 < w and 0 <= y4 < h and q[y4, x4] >= level:
+                break
+        area2 += x3 * y4 - x4 * y3
+        if x4 == sx and y4 == sy and x3 == lx and y3 == ly:
+            break
+        back = (d + 4) & 7
+        x3, y3 = x4, y4
+    return abs(area2)
+
+
+_DX = np.array([1, 1, 0, -1, -1, -1, 0, 1], dtype=np.int64)  # OpenCV's chain codes: E, NE, N, NW, W, SW, S, SE
+_DY = np.array([0, -1, -1, -1, 0, 1, 1, 1], dtype=np.int64)
 
 
 def _ring_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -398,9 +376,9 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
     multi = np.zeros(256)
     single = np.zeros(256)
     single_ok = np.zeros(256, dtype=np.bool_)
-    flood_lab = np.empty(0, dtype=np.uint8)  # allocated at the first level the area bounds leave open
-    flood_stack = np.empty(0, dtype=np.int64)
-    holed_roots = np.empty(0, dtype=np.int64)  # the holed components that may be the largest, their bounds
+    # the holed components that may be the largest and their bounds, allocated at the first level
+    # the area bounds leave open
+    holed_roots = np.empty(0, dtype=np.int64)
     holed_bounds = np.empty(0, dtype=np.int64)
     # per node: size, box (padded coordinates), raster-first pixel, 2a, 4 chi, IoU cache;
     # roots/rpos: the live roots (swap-remove list); fg: the pixels added so far
@@ -519,9 +497,7 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
                 ok = False  # a holed component whose area may reach the top's
         if not ok:
             # exact areas of the components that may be the largest
-            if len(flood_lab) == 0:
-                flood_lab = np.empty(n, dtype=np.uint8)
-                flood_stack = np.empty(n, dtype=np.int64)
+            if len(holed_roots) == 0:
                 holed_roots = np.empty(n, dtype=np.int64)
                 holed_bounds = np.empty(n, dtype=np.int64)
             best_a = -1
@@ -551,8 +527,7 @@ def _fg_pass(q: np.ndarray, h: int, w: int, gt: np.ndarray, need: np.ndarray, wa
                 if holed_bounds[i] < best_a:
                     break
                 r = holed_roots[i]
-                exact = _filled_area2(q, v, bx0[r] - 1, by0[r] - 1, bx1[r] - 1, by1[r] - 1,
-                                      pmin[r] % w2 - 1, pmin[r] // w2 - 1, flood_lab, flood_stack)
+                exact = _outer_area2(q, v, pmin[r] % w2 - 1, pmin[r] // w2 - 1)
                 if exact > best_a:
                     best_a = exact
                     top = r

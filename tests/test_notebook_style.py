@@ -151,3 +151,16 @@ def test_a_notebook_with_a_broken_claim_fails_its_full_run(tmp_path):
     nbtools.run_notebook(source, out, {"FAST": True})  # FAST: reported only
     with pytest.raises(nbtools.NotebookExecutionError, match="ClaimError: DOES NOT HOLD: two is less than one"):
         nbtools.run_notebook(source, out, {"FAST": False})
+
+
+def test_slide_metadata_and_speaker_notes_are_current(tmp_path):
+    """Every cell's slide type follows cirlib.tools.slides.slide_type; the notes are the session plan's questions."""
+    import shutil
+
+    from cirlib.tools.slides import SPEAKER_NOTES, annotate_notebooks
+
+    for path in NOTEBOOKS:
+        shutil.copy2(path, tmp_path / path.name)
+        assert any(c.source.startswith(SPEAKER_NOTES) for c in _cells(path)), f"{path.name}: no speaker notes"
+    changed = annotate_notebooks(tmp_path)
+    assert not changed, f"run `python -m cirlib.tools.slides annotate notebooks`: {[p.name for p in changed]}"

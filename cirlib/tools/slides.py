@@ -13,7 +13,8 @@ The decks work with the network off: reveal.js comes from npm into the build fol
 for reveal.js, MathJax, jQuery, require.js and mermaid; ``slides_template/cirlib_reveal`` replaces those.
 
 Which cell is what kind of slide follows the notebooks' structure, by one rule (:func:`slide_type`),
-applied by ``python -m cirlib.tools.slides annotate notebooks`` and checked by the tests:
+applied by ``python -m cirlib.tools.slides annotate notebooks`` (which also writes each notebook's
+speaker notes: its discussion questions from ``docs/teaching/session_plan.md``) and checked by the tests:
 
 ==========================================  =========================================
 cell                                        slide type
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +45,7 @@ from cirlib.tools.notebooks import SOLUTION_TAG, list_notebooks
 SPEAKER_NOTES = "**Speaker notes.**"
 TEMPLATE_DIR = Path(__file__).with_name("slides_template")
 VENDOR_PACKAGE = REPO_ROOT / "slides"
+SESSION_PLAN = REPO_ROOT / "docs" / "teaching" / "session_plan.md"
 
 
 def slide_type(cell: dict, index: int) -> str:
@@ -68,19 +71,62 @@ def slide_type(cell: dict, index: int) -> str:
     return "-"
 
 
-def annotate(notebook: dict) -> dict:
-    """``notebook`` (JSON) with every cell's ``metadata.slideshow.slide_type`` set by :func:`slide_type`."""
-    for i, cell in enumerate(notebook["cells"]):
+def discussion_questions(plan: Path = SESSION_PLAN) -> dict[str, str]:
+    """The session plan's discussion questions, by notebook number: ``{"05": "The position attention ..."}``.
+
+    The plan writes one paragraph per notebook, ``**NN · Title.** questions...``; a notebook's speaker
+    notes are that paragraph, so the plan and the slides cannot disagree.
+    """
+    found = {}
+    for paragraph in plan.read_text(encoding="utf-8").split("\n\n"):
+        match = re.match(r"\*\*(\d\d) · [^*]+\*\*\s+(.*)", paragraph.strip(), flags=re.S)
+        if match:
+            found[match.group(1)] = " ".join(match.group(2).split())
+    return found
+
+
+def speaker_notes(questions: str) -> str:
+    """The source of a notebook's speaker-notes cell (shown in the speaker view, ``s`` in a deck)."""
+    return f"{SPEAKER_NOTES} Questions for the room (from the session plan, docs/teaching/session_plan.md): {questions}"
+
+
+def annotate(notebook: dict, questions: str | None = None) -> dict:
+    """``notebook`` (JSON) with its speaker notes and every cell's slide type (:func:`slide_type`).
+
+    With ``questions``, the speaker-notes cell (before ``## Exercises``, or last) holds them.
+    """
+    cells = notebook["cells"]
+    if questions is not None:
+        notes = {"cell_type": "markdown", "id": "speaker-notes", "metadata": {},
+                 "source": _lines(speaker_notes(questions))}
+        at = [i for i, c in enumerate(cells) if "".join(c["source"]).startswith(SPEAKER_NOTES)]
+        if at:
+            cells[at[0]]["source"] = notes["source"]
+        else:
+            exercises = [i for i, c in enumerate(cells) if "".join(c["source"]).startswith("## Exercises")]
+            cells.insert(exercises[0] if exercises else len(cells), notes)
+    for i, cell in enumerate(cells):
         cell.setdefault("metadata", {})["slideshow"] = {"slide_type": slide_type(cell, i)}
     return notebook
 
 
-def annotate_notebooks(folder: str | Path) -> list[Path]:
-    """Set the slide metadata of every notebook in ``folder`` in place; return the ones that changed."""
+def _lines(text: str) -> list[str]:
+    parts = text.split("\n")
+    return [line + "\n" for line in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+def annotate_notebooks(folder: str | Path, plan: Path = SESSION_PLAN) -> list[Path]:
+    """Speaker notes and slide metadata for every notebook in ``folder``, in place; return those changed."""
+    import nbformat
+
+    from cirlib.tools.notebooks import _stripped_copy
+
+    questions = discussion_questions(plan)
     changed = []
     for path in list_notebooks(folder):
         text = path.read_text(encoding="utf-8")
-        new = json.dumps(annotate(json.loads(text)), indent=1, ensure_ascii=False) + "\n"
+        nb = annotate(json.loads(text), questions.get(path.name[:2]))
+        new = nbformat.writes(_stripped_copy(nbformat.reads(json.dumps(nb), as_version=4)))  # committed form
         if new != text:
             path.write_text(new, encoding="utf-8")
             changed.append(path)
@@ -175,7 +221,7 @@ def build_decks(notebooks_dir: str | Path, out_dir: str | Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cirlib.tools.slides", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    ann = sub.add_parser("annotate", help="set every cell's slide type in place (by the rule of slide_type)")
+    ann = sub.add_parser("annotate", help="speaker notes (from the session plan) and every cell's slide type, in place")
     ann.add_argument("folder", nargs="?", default="notebooks")
     build = sub.add_parser("build", help="write one offline reveal.js deck per executed notebook")
     build.add_argument("--notebooks", default="build/demo", help="executed notebooks (default build/demo)")

@@ -193,7 +193,8 @@ class _Scores:
 
     def v2(self, method: str) -> tuple[float, float]:
         if method not in self.summary:
-            raise ValueError(f"{self.path}: no {method!r} row; rerun the command that writes it (see docs/reconstruction.md).")
+            raise ValueError(f"{self.path}: no {method!r} row; rerun the command that writes it "
+                             "(see docs/reconstruction.md).")
         agg = self.summary[method]
         return float(agg["mean"]["maxboxacc_v2"]), float(agg["std"]["maxboxacc_v2"] or 0.0)
 
@@ -223,7 +224,8 @@ def _verdict_rows(scores: _Scores, comparisons: tuple[tuple[str, str, str], ...]
     return rows
 
 
-def results_page(results: str | Path, heldout: str | Path, figure: str = "../../figures/07_maxboxacc_vs_iou.png") -> str:
+def results_page(results: str | Path, heldout: str | Path,
+                 figure: str = "../../figures/07_maxboxacc_vs_iou.png") -> str:
     """The results one-pager: the table, the curves, every gap of the chain read by the evidence rule."""
     from cirlib.runs.results import format_table
 

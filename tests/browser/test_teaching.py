@@ -72,8 +72,10 @@ def test_teaching_pages_load_offline_with_every_formula_typeset(site, server, br
             name = f"docs/teaching/{doc.stem}.html"
             _open(page, f"{server}/{name}")
             problems += [f"{name}: MathJax error" for _ in range(page.locator("mjx-merror").count())]
-            problems += [f"{name}: formula left raw: {t[:60]!r}" for t in RAW_MATH.findall(page.evaluate(VISIBLE_PROSE))]
-            images = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.naturalWidth > 0])")
+            raw = RAW_MATH.findall(page.evaluate(VISIBLE_PROSE))
+            problems += [f"{name}: formula left raw: {text[:60]!r}" for text in raw]
+            images = page.eval_on_selector_all("img",
+                                               "els => els.map(e => [e.getAttribute('src'), e.naturalWidth > 0])")
             problems += [f"{name}: image {src} did not load" for src, ok in images if not ok]
             if name == METHOD_SHEET:
                 tags = [f"({k})" for k in re.findall(r"\\tag\{(\d+)\}", doc.read_text(encoding="utf-8"))]
@@ -111,11 +113,13 @@ def test_notebook_pages_typeset_the_sheets_equation_numbers_without_error(site, 
             seen += tags
     finally:
         context.close()
-    problems += [f"equation number {t} typeset {seen.count(t)} times in the notebooks" for t in set(seen) if seen.count(t) > 1]
+    problems += [f"equation number {t} typeset {seen.count(t)} times in the notebooks"
+                 for t in set(seen) if seen.count(t) > 1]
     assert not problems, "\n".join(problems)
 
 
-def test_printed_sheet_and_one_pager_are_one_page_on_a4_and_letter_without_navigation(site, server, browser, artifacts_dir):
+def test_printed_sheet_and_one_pager_are_one_page_on_a4_and_letter_without_navigation(site, server, browser,
+                                                                                     artifacts_dir):
     out = artifacts_dir / "print"
     out.mkdir(exist_ok=True)
     problems: list[str] = []

@@ -7,11 +7,27 @@ opens the slideshow beside it, and the right arrow advances one slide.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from cirlib.tools.notebooks import list_notebooks
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _slideshow(page, timeout: float = 90.0):
+    """The RISE frame once its deck is drawn (the panel may load its iframe more than once)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for frame in page.frames:
+            if "/rise/" in frame.url and not frame.is_detached():
+                try:
+                    if frame.evaluate("() => document.querySelectorAll('.reveal section').length") > 3:
+                        return frame
+                except Exception:  # navigated away while we asked: look again
+                    pass
+        page.wait_for_timeout(500)
+    raise AssertionError(f"no RISE slideshow drawn within {timeout:.0f} s; frames: {[f.url for f in page.frames]}")
 
 
 def test_jupyterlab_presents_a_notebook_as_slides_and_advances(lab_factory, tmp_path, browser, artifacts_dir):
@@ -27,9 +43,7 @@ def test_jupyterlab_presents_a_notebook_as_slides_and_advances(lab_factory, tmp_
         page.locator(".lm-Menu-item", has_text="Render as Reveal Slideshow").first.click()
         page.wait_for_function("() => [...document.querySelectorAll('iframe')].some(f => f.src.includes('/rise/'))",
                                timeout=60_000)
-        frame = next(f for f in page.frames if "/rise/" in f.url)
-        frame.wait_for_function("() => document.querySelectorAll('.reveal .slides > section').length > 3",
-                                timeout=60_000)
+        frame = _slideshow(page)
         first = frame.evaluate("() => location.hash")
         page.frame_locator("iframe").first.locator(".reveal").click()
         page.keyboard.press("ArrowRight")

@@ -10,8 +10,8 @@ notebook opened. Recorded per notebook:
 
 * the wall time, kernel start included (the target: under ``--limit`` seconds, 2 minutes, on the
   2-core CPU machine), and the kernel's CPU time, which the other processes of a busy machine do not
-  inflate as they do the wall time (a notebook computes mostly on one thread, so on an idle machine
-  its wall time is about its CPU time plus the kernel's start);
+  inflate as they do the wall time (a notebook computes on one or two threads, so on an idle machine
+  its wall time is at most about its CPU time plus the kernel's start);
 * whether anything trained: a ``last.pt`` under its ``OUTPUT_DIR`` (training writes one, a shipped
   copy has none) or a ``[cirlib] no finished run`` line in its outputs;
 * the runs it copied from ``checkpoints/``.

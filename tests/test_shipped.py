@@ -61,15 +61,27 @@ def test_a_shipped_run_is_the_run_experiment_config_builds_today(config):
     assert "optimizer" not in checkpoint and "rng" not in checkpoint  # weights only: nothing resumes a finished run
 
 
+def _flat(metrics: dict) -> dict[str, float]:
+    """``{"top1": .., "maxboxacc@30": .., ...}``: one number per key."""
+    by_iou = {f"maxboxacc@{k}": v for k, v in metrics["maxboxacc"].items()}
+    return {**{k: v for k, v in metrics.items() if k != "maxboxacc"}, **by_iou}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS, ids=KEYS)
 def test_a_shipped_run_reproduces_its_recorded_metrics(config):
-    # Exact: the evaluation runs on one thread (as training's final evaluation did) and scores on a
-    # 0.01 threshold grid, so it reproduces the recorded numbers bit for bit on this machine.
+    # The evaluation runs on one thread (as training's final evaluation did) and scores on a 0.01
+    # threshold grid: on the machine that trained the runs it reproduces the recorded numbers bit for
+    # bit. Another CPU may round a float differently and flip one image: up to one image's share
+    # (100 / images scored, 0.2 points) is allowed. A stale model (other weights, another architecture
+    # or map pipeline) moves the numbers by far more, or does not load.
     folder = shipped.shipped_folder(config)
     recorded = shipped.recorded_metrics(folder)
     assert all(value is not None for value in recorded.values()), recorded
-    assert shipped.evaluate_run(folder) == recorded, f"{folder} no longer scores what it recorded; {REFRESH}"
+    one_image = 100.0 / config.data.eval_limit + 1e-9
+    now = _flat(shipped.evaluate_run(folder))
+    off = {k: (v, now[k]) for k, v in _flat(recorded).items() if abs(v - now[k]) > one_image}
+    assert not off, f"{folder} no longer scores what it recorded (recorded, now): {off}; {REFRESH}"
 
 
 def test_the_shipped_metrics_are_the_seed0_rows_of_results_json():

@@ -60,6 +60,11 @@ class TrainedModel:
     #: The shipped run (``checkpoints/...``) this run folder was copied from; ``None`` when trained here.
     shipped_from: str | None = None
 
+    @property
+    def origin(self) -> str:
+        """Where the model came from, in a few words (a notebook loading several prints one line)."""
+        return "shipped checkpoint" if self.shipped_from else "loaded from OUTPUT_DIR" if self.reused else "trained now"
+
 
 def model_identity(config: ExperimentConfig) -> dict[str, Any]:
     """The model a config builds, every option resolved (see :func:`cirlib.methods.resolve_model_options`)."""

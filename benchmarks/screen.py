@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from cirlib.config import config_from_dict, config_to_dict
-    from cirlib.runs.cache import dataset_fingerprint
+    from cirlib.runs.identity import dataset_fingerprint
     from cirlib.runs import experiment_config, train_or_load
 
     args = build_parser().parse_args(argv)

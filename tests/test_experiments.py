@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from cirlib.runs import validate_notebook_parameters
-from cirlib.runs.cache import CPU_TRAIN_THREADS, dataset_fingerprint, train_or_load
+from cirlib.runs.cache import train_or_load
+from cirlib.runs.identity import CPU_TRAIN_THREADS, dataset_fingerprint
 from cirlib.runs.experiments import BUDGETS, demo_configs, experiment_config, fusion_ablation_configs
 from cirlib.tools.notebooks import pretrain_demo_runs
 
@@ -189,7 +190,7 @@ def test_train_or_load_says_how_long_before_it_trains(tmp_path, capsys):
 def test_run_identity_compares_resolved_model_options(tmp_path):
     """A restated default is the same run; a run trained under other defaults is refused, never reused."""
     from cirlib.engine import read_checkpoint
-    from cirlib.runs.cache import model_identity, same_run
+    from cirlib.runs.identity import model_identity, same_run
 
     plain = experiment_config("caam", fast=True, output_dir=tmp_path, device="cpu")
     spelled = experiment_config("caam", fast=True, output_dir=tmp_path, device="cpu")

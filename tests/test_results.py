@@ -125,7 +125,7 @@ def test_synthetic_configs_mirror_the_demo_budget(method):
     from cirlib.runs.experiments import experiment_config
     from cirlib.paths import CONFIGS_DIR
 
-    from cirlib.runs.cache import model_identity
+    from cirlib.runs.identity import model_identity
 
     stored_config = load_config(CONFIGS_DIR / "synthetic" / f"{method}.yaml")
     expected_config = experiment_config(method, seed=0)

@@ -17,7 +17,8 @@ import cirlib.runs.shipped as shipped
 from cirlib.config import config_from_dict, config_to_dict, load_yaml
 from cirlib.engine.checkpoint import read_checkpoint
 from cirlib.paths import RESULTS_DIR
-from cirlib.runs.cache import dataset_fingerprint, same_run, train_or_load
+from cirlib.runs.cache import train_or_load
+from cirlib.runs.identity import dataset_fingerprint, same_run
 from cirlib.runs.experiments import experiment_config
 
 REFRESH = ("refresh them: `rm -rf results/runs && make results && "

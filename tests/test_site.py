@@ -7,7 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cirlib.tools.site import BROWSER_CHECK_TAG, WIDGET_VIEW_MIME, stage
+from cirlib.tools.notebooks import BROWSER_CHECK_TAG, WIDGET_VIEW_MIME
+from cirlib.tools.site import stage
 
 ROOT = Path(__file__).resolve().parents[1]
 

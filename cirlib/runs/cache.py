@@ -1,13 +1,13 @@
-"""Train a run once, then reuse it: :func:`train_or_load` and the run identity it checks.
+"""Train a run once, then reuse it: :func:`train_or_load`.
 
 A finished run is reused when its stored config and the resolved model options its checkpoint
-stores are those of the config asked for (:func:`same_run`), and when the synthetic generator still
-renders the same images (:func:`dataset_fingerprint`). An empty run folder first receives the
+stores are those of the config asked for (:func:`cirlib.runs.identity.same_run`), and when the
+synthetic generator still renders the same images (:func:`cirlib.runs.identity.dataset_fingerprint`). An empty run folder first receives the
 repository's shipped run of the same config and images when there is one
 (:mod:`cirlib.runs.shipped`: the seed-0 runs of the notebooks' default parameters).
 
 Reproducibility: on the CPU, :func:`train_or_load` trains and evaluates on
-:data:`CPU_TRAIN_THREADS` thread(s) whatever the machine's core count, because PyTorch's CPU kernels
+:data:`cirlib.runs.identity.CPU_TRAIN_THREADS` thread(s) whatever the machine's core count, because PyTorch's CPU kernels
 split their sums by thread and a different count gives (slightly) different weights. So a notebook
 run in JupyterLab, ``make demo`` and ``make results`` (whose workers run in parallel, one core
 each) give the same numbers for the same seed.
@@ -15,27 +15,16 @@ each) give the same numbers for the same seed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cirlib.config import ExperimentConfig, config_from_dict, config_to_dict
+from cirlib.config import ExperimentConfig, config_from_dict
 from cirlib.runs.experiments import describe_duration, estimate_train_seconds, run_device
+from cirlib.runs.identity import CPU_TRAIN_THREADS, cpu_threads, dataset_fingerprint, model_identity, same_run
 from cirlib.utils.io import atomic_write_text
 
-__all__ = [
-    "CPU_TRAIN_THREADS",
-    "TrainedModel",
-    "dataset_fingerprint",
-    "model_identity",
-    "same_run",
-    "train_or_load",
-]
-
-#: Threads PyTorch uses while :func:`train_or_load` trains and evaluates on the CPU (see the module docstring).
-CPU_TRAIN_THREADS = 1
+__all__ = ["TrainedModel", "train_or_load"]
 
 def _announce_training(config: ExperimentConfig, run_dir: Path, resuming: bool = False) -> None:
     """Say, before training starts, that a run must be trained (or resumed) and about how long it takes."""
@@ -64,35 +53,6 @@ class TrainedModel:
     def origin(self) -> str:
         """Where the model came from, in a few words (a notebook loading several prints one line)."""
         return "shipped checkpoint" if self.shipped_from else "loaded from OUTPUT_DIR" if self.reused else "trained now"
-
-
-def model_identity(config: ExperimentConfig) -> dict[str, Any]:
-    """The model a config builds, every option resolved (see :func:`cirlib.methods.resolve_model_options`)."""
-    from cirlib.methods import resolve_model_options
-
-    return resolve_model_options(config.model.method, config.model.arch, config.data.image_size,
-                                 **config.model.options)
-
-
-def same_run(stored: ExperimentConfig, config: ExperimentConfig, stored_model: dict | None) -> bool:
-    """Whether a finished run (its config and the resolved options its checkpoint stores) is ``config``'s run.
-
-    The configs are compared without ``device`` (a CPU-trained checkpoint is the same experiment on
-    a GPU) and ``output_dir`` (where the run was found). The model options are compared resolved:
-    the checkpoint's ``model_options`` (what the model was really built with, defaults of that
-    time included) against what ``config`` builds today, so a config that writes a default out is
-    the same run, and a run trained under other defaults is not. A checkpoint without
-    ``model_options`` (older) compares the options as written.
-    """
-    left, right = config_to_dict(stored), config_to_dict(config)
-    for d in (left, right):
-        d.pop("device", None)
-        d.pop("output_dir", None)
-        if stored_model:
-            d["model"].pop("options", None)
-    if left != right:
-        return False
-    return not stored_model or stored_model == model_identity(config)
 
 
 def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool = False,
@@ -154,7 +114,7 @@ def train_or_load(config: ExperimentConfig, progress: bool = True, retrain: bool
     # retrain replaces it.
     resume = not retrain and any((run_dir / name).is_file() for name in RUN_FILES)
     _announce_training(config, run_dir, resuming=resume and (run_dir / "last.pt").is_file())
-    with _cpu_threads(CPU_TRAIN_THREADS if run_device(config).type == "cpu" else None):
+    with cpu_threads(CPU_TRAIN_THREADS if run_device(config).type == "cpu" else None):
         result = fit(config, resume=resume, progress=progress, overwrite=retrain)
     if fingerprint and result.output_dir is not None:
         atomic_write_text(fingerprint_path, fingerprint + "\n")
@@ -174,35 +134,3 @@ def _status(metrics_path: Path) -> str | None:
         return None
 
 
-@contextmanager
-def _cpu_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(threads)`` (``None``: unchanged), then restore."""
-    import torch
-
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def dataset_fingerprint(config: ExperimentConfig, num_images: int = 4) -> str | None:
-    """A short hash of the first test images the synthetic generator renders for ``config``.
-
-    Stored beside a finished run, it tells :func:`train_or_load` when the generator's code changed
-    under an unchanged config. ``None`` for real datasets (their files are the reference).
-    """
-    if config.data.name != "synthetic":
-        return None
-    import hashlib
-
-    from cirlib.data import build_dataset
-
-    dataset = build_dataset("synthetic", "test", image_size=config.data.image_size,
-                            size=num_images, **config.data.options)
-    digest = hashlib.sha256()
-    for index in range(num_images):
-        digest.update(dataset.render(index)["rgb"].tobytes())
-    return digest.hexdigest()[:16]

@@ -9,10 +9,10 @@ repository carries, in ``checkpoints/`` (:data:`SHIPPED_DIR`), the finished seed
         final.pt              the trained weights (optimizer and RNG states left out: nothing resumes it)
         metrics.json          the run's history and test metrics, as training wrote them
         config.yaml           the run's config
-        data_fingerprint.txt  the synthetic images it was trained on (cirlib.runs.cache.dataset_fingerprint)
+        data_fingerprint.txt  the synthetic images it was trained on (cirlib.runs.identity.dataset_fingerprint)
 
 :func:`cirlib.runs.cache.train_or_load` copies a shipped run into an empty run folder when it is the
-run asked for: the same config (:func:`cirlib.runs.cache.same_run`) and the same data fingerprint.
+run asked for: the same config (:func:`cirlib.runs.identity.same_run`) and the same data fingerprint.
 Any other parameter (another ``SEED``, ``EPOCHS``, an option) trains as before. The copy's
 ``metrics.json`` says where it came from (:data:`SHIPPED_FROM_KEY`), so that a copy is never shipped
 back as if it had been trained.
@@ -116,13 +116,13 @@ def find_shipped_run(config: ExperimentConfig, fingerprint: str | None,
                      shipped_dir: str | os.PathLike | None = None) -> Path | None:
     """The shipped folder holding exactly ``config``'s run, or ``None``.
 
-    It must be a completed run whose stored config is ``config``'s (:func:`cirlib.runs.cache.same_run`:
+    It must be a completed run whose stored config is ``config``'s (:func:`cirlib.runs.identity.same_run`:
     every key but ``device`` and ``output_dir``, and the model options resolved) and whose data
     fingerprint is ``fingerprint``, the one the synthetic generator gives today. Only synthetic runs
     are shipped (``fingerprint`` is ``None`` for the real datasets).
     """
     from cirlib.engine.checkpoint import CheckpointError, read_checkpoint
-    from cirlib.runs.cache import same_run
+    from cirlib.runs.identity import same_run
 
     folder = shipped_folder(config, shipped_dir)
     if fingerprint is None or not all((folder / name).is_file() for name in SHIPPED_FILES):
@@ -184,16 +184,16 @@ def evaluate_run(folder: str | os.PathLike) -> dict[str, Any]:
     """Score a run folder's ``final.pt`` on its config's test split, as training's final evaluation did.
 
     The model is rebuilt under the current code and scored on the CPU with
-    :data:`cirlib.runs.cache.CPU_TRAIN_THREADS` thread(s), the setting training evaluated under;
+    :data:`cirlib.runs.identity.CPU_TRAIN_THREADS` thread(s), the setting training evaluated under;
     returns the :data:`CHECKED_METRICS` of :func:`cirlib.engine.evaluate_model`.
     """
     from cirlib.engine import build_eval_loader, evaluate_model, load_checkpoint
     from cirlib.engine.fit import prepare_split
-    from cirlib.runs.cache import CPU_TRAIN_THREADS, _cpu_threads
+    from cirlib.runs.identity import CPU_TRAIN_THREADS, cpu_threads
     from cirlib.utils import seed_everything
 
     model, config = load_checkpoint(Path(folder) / "final.pt", device="cpu")
-    with _cpu_threads(CPU_TRAIN_THREADS):
+    with cpu_threads(CPU_TRAIN_THREADS):
         seed_everything(config.seed)
         dataset = prepare_split(config, config.eval.split, "eval.split")
         loader = build_eval_loader(dataset, config.data.eval_batch_size, 0, False)
@@ -206,7 +206,7 @@ def unshippable_reason(config: ExperimentConfig) -> str | None:
     """Why ``config``'s run folder cannot be shipped (``None``: it can): missing, unfinished, another
     config, other images, or itself a copy of a shipped run."""
     from cirlib.engine.checkpoint import read_checkpoint
-    from cirlib.runs.cache import dataset_fingerprint, same_run
+    from cirlib.runs.identity import dataset_fingerprint, same_run
 
     run_dir = config.resolved_output_dir()
     metrics = _read_json(run_dir / "metrics.json") or {}

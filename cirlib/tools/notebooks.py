@@ -55,6 +55,11 @@ EXTRA_STRIP_KEYS = (
     "cell.metadata.execution",
 )
 SOLUTION_TAG = "solution"
+#: Cells the browser tests append to a notebook (the kernel check); never part of the site or a deck.
+BROWSER_CHECK_TAG = "browser-check"
+#: Mime type of a live widget: a static page has no kernel to drive it, so the site and the slide decks
+#: drop these outputs; every widget cell draws its static figure with the default values first.
+WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 KEEP_OUTPUT_TAG = "keep_output"
 STUDENT_PLACEHOLDER = "# YOUR CODE HERE: replace this line with your answer, then run the checker below.\n"
 
@@ -68,6 +73,20 @@ def list_notebooks(folder: str | os.PathLike) -> list[Path]:
     if not notebooks:
         raise FileNotFoundError(f"No numbered notebooks (NN_name.ipynb) in {folder}.")
     return notebooks
+
+
+def check_executed(notebooks: list[Path]) -> None:
+    """Refuse notebooks that were not executed (the committed copies carry almost no outputs)."""
+    import nbformat
+
+    for path in notebooks:
+        nb = nbformat.read(str(path), as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        if not any(c.get("execution_count") for c in code):
+            raise ValueError(
+                f"{path}: not an executed notebook (no cell has an execution count); build the site from "
+                f"the copies `make demo` writes to build/demo, or run the notebook with papermill first."
+            )
 
 
 def _read(path: Path):

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cirlib.paths import REPO_ROOT
-from cirlib.tools.notebooks import SOLUTION_TAG, list_notebooks
+from cirlib.tools.notebooks import BROWSER_CHECK_TAG, SOLUTION_TAG, WIDGET_VIEW_MIME, check_executed, list_notebooks
 
 SPEAKER_NOTES = "**Speaker notes.**"
 TEMPLATE_DIR = Path(__file__).with_name("slides_template")
@@ -173,8 +173,6 @@ def _deck_notebook(path: Path):
     """An executed notebook as a deck shows it: no widget views, no test-only cells."""
     import nbformat
 
-    from cirlib.tools.site import BROWSER_CHECK_TAG, WIDGET_VIEW_MIME
-
     nb = nbformat.read(str(path), as_version=4)
     nb.cells = [c for c in nb.cells if BROWSER_CHECK_TAG not in c.metadata.get("tags", [])
                 and "injected-parameters" not in c.metadata.get("tags", [])]
@@ -188,8 +186,6 @@ def _deck_notebook(path: Path):
 def build_decks(notebooks_dir: str | Path, out_dir: str | Path) -> list[Path]:
     """One offline reveal.js deck per notebook of ``notebooks_dir`` (executed copies) in ``out_dir``."""
     from nbconvert import SlidesExporter
-
-    from cirlib.tools.site import check_executed
 
     notebooks = list_notebooks(notebooks_dir)
     check_executed(notebooks)

@@ -33,8 +33,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cirlib.tools.notebooks import FAST_PARAMETERS, declared_parameters, list_notebooks, run_notebook
-from cirlib.tools.site import BROWSER_CHECK_TAG, WIDGET_VIEW_MIME
+from cirlib.tools.notebooks import (BROWSER_CHECK_TAG, FAST_PARAMETERS, WIDGET_VIEW_MIME, declared_parameters,
+                                    list_notebooks, run_notebook)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "build" / "browser"

@@ -43,7 +43,11 @@ def test_stage_lays_out_readme_notebooks_in_order_and_docs(tmp_path):
     assert index.startswith((ROOT / "README.md").read_text().splitlines()[0])
     toc = index[index.index("## On this site"):]
     assert toc.index("notebooks/00_a") < toc.index("notebooks/01_b") < toc.index("docs/architecture")
-    assert sorted(p.name for p in (src / "docs").iterdir()) == sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    staged = sorted(p.name for p in (src / "docs").iterdir() if p.is_file())
+    assert staged == sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    teaching = sorted(p.name for p in (ROOT / "docs" / "teaching").glob("*.md"))
+    assert teaching and sorted(p.name for p in (src / "docs" / "teaching").iterdir()) == teaching
+    assert toc.index("notebooks/01_b") < toc.index("docs/teaching/session_plan") < toc.index("docs/architecture")
     for image in ("figures/07_qualitative.png",):  # the README's image travels with it
         if f"]({image})" in (ROOT / "README.md").read_text():
             assert (src / image).is_file()

@@ -148,7 +148,7 @@ def _mathjax_dir() -> Path:
 def install_vendor(out_dir: Path) -> Path:
     """reveal.js (npm, pinned by ``slides/package-lock.json``) and MathJax into ``out_dir/vendor``."""
     vendor = out_dir / "vendor"
-    npm_root = out_dir.parent / (out_dir.name + "-npm")
+    npm_root = REPO_ROOT / "build" / "slides-npm"  # outside any output folder: never copied into a site
     reveal = npm_root / "node_modules" / "reveal.js"
     lock = VENDOR_PACKAGE / "package-lock.json"
     stamp = npm_root / ".installed-lock"

@@ -213,3 +213,19 @@ def lab_factory(tmp_path_factory) -> Iterator:
 def copy_tree(source: Path, target: Path) -> None:
     if source.is_dir():
         shutil.copytree(source, target, dirs_exist_ok=True)
+
+
+def offline_context(browser, server: str, problems: list[str], viewport: tuple[int, int] = (1280, 900)):
+    """A browser context that refuses every request not to ``server`` (a page must work with the network
+    off) and records each refused URL in ``problems``."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+
+    def route(r):
+        if r.request.url.startswith((server, "data:", "about:")):
+            r.continue_()
+        else:
+            problems.append(f"request to another host: {r.request.url}")
+            r.abort()
+
+    context.route("**/*", route)
+    return context

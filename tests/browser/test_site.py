@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 import pytest
+from conftest import offline_context
 
 from cirlib.tools.notebooks import FAST_PARAMETERS, declared_parameters, list_notebooks, run_notebook
 from cirlib.tools.site import build
@@ -111,16 +112,7 @@ def test_every_page_loads_offline_with_formulas_images_and_links(site, server, b
     problems: list[str] = []
     anchors: dict[str, set[str]] = {}
     links: list[tuple[str, str]] = []
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-
-    def route(r):  # the site must not need the internet: anything not from our server is refused
-        if r.request.url.startswith(server) or r.request.url.startswith("data:"):
-            r.continue_()
-        else:
-            problems.append(f"request to another host: {r.request.url}")
-            r.abort()
-
-    context.route("**/*", route)
+    context = offline_context(browser, server, problems)  # the site must not need the internet
     page = context.new_page()
     current = {"page": ""}
     page.on("console", lambda m: problems.append(f"{current['page']}: console {m.type}: {m.text}")
@@ -166,3 +158,24 @@ def test_every_page_loads_offline_with_formulas_images_and_links(site, server, b
         elif fragment and relative in anchors and fragment not in anchors[relative]:
             problems.append(f"{name}: link {href!r}: {relative} has no anchor #{fragment}")
     assert not problems, f"{len(problems)} problems on the site:\n" + "\n".join(problems[:40])
+
+
+def test_a_solution_is_hidden_behind_a_toggle_that_opens(site, server, browser, artifacts_dir):
+    problems: list[str] = []
+    context = offline_context(browser, server, problems)
+    page = context.new_page()
+    try:
+        name = next(n for n in list_notebooks(REPO_ROOT / "notebooks") if "solution" in n.read_text())
+        page.goto(f"{server}/notebooks/{name.stem}.html", wait_until="networkidle")
+        assert page.locator(".tag_injected-parameters details:not([open])").count() == 1, "papermill's cell shown"
+        toggle = page.locator(".cell.tag_solution details").first
+        code = toggle.locator(".cell_input")
+        assert toggle.count() and not code.is_visible(), f"{name.stem}: a solution is in plain view"
+        toggle.locator("summary").click()
+        code.wait_for(state="visible", timeout=5_000)
+        assert "answer_" in code.inner_text()
+        code.scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts_dir / "site-solution-opened.png"))
+    finally:
+        context.close()
+    assert not problems, problems

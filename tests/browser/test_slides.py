@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import offline_context
 from test_site import EXECUTED, RAW_MATH, _execute_fast, _fresh_executed, _QuietHandler
 
 from cirlib.tools.notebooks import list_notebooks
@@ -57,20 +58,6 @@ def server(decks):
         httpd.server_close()
 
 
-def _offline_context(browser, server: str, problems: list[str]):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-
-    def route(r):
-        if r.request.url.startswith((server, "data:", "about:")):
-            r.continue_()
-        else:
-            problems.append(f"request to another host: {r.request.url}")
-            r.abort()
-
-    context.route("**/*", route)
-    return context
-
-
 def _has_formulas(notebook: Path) -> bool:
     cells = json.loads(notebook.read_text())["cells"]
     return any("$" in "".join(c["source"]) for c in cells if c["cell_type"] == "markdown"
@@ -80,7 +67,7 @@ def _has_formulas(notebook: Path) -> bool:
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
 def test_deck_steps_through_every_slide_offline(notebook, decks, server, browser, artifacts_dir):
     problems: list[str] = []
-    context = _offline_context(browser, server, problems)
+    context = offline_context(browser, server, problems, (1280, 860))
     page = context.new_page()
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"uncaught {e}"))
@@ -110,7 +97,7 @@ def test_deck_steps_through_every_slide_offline(notebook, decks, server, browser
 def test_speaker_view_shows_the_notes(decks, server, browser, artifacts_dir):
     deck = next(p for p in sorted(decks.glob("*.slides.html")) if '<aside class="notes">' in p.read_text())
     problems: list[str] = []
-    context = _offline_context(browser, server, problems)
+    context = offline_context(browser, server, problems, (1280, 860))
     page = context.new_page()
     try:
         page.goto(f"{server}/{deck.name}", wait_until="networkidle")

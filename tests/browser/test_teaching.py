@@ -17,7 +17,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from conftest import offline_context
 from test_site import RAW_MATH, VISIBLE_PROSE, server, site  # noqa: F401 - the site's fixtures
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEACHING = sorted((REPO_ROOT / "docs" / "teaching").glob("*.md"))
@@ -34,16 +36,7 @@ def pdf_pages(pdf: bytes) -> int:
 
 
 def _offline_page(browser, server: str, problems: list[str]):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-
-    def route(r):
-        if r.request.url.startswith(server) or r.request.url.startswith("data:"):
-            r.continue_()
-        else:
-            problems.append(f"request to another host: {r.request.url}")
-            r.abort()
-
-    context.route("**/*", route)
+    context = offline_context(browser, server, problems)
     page = context.new_page()
     page.on("pageerror", lambda e: problems.append(f"uncaught {e}"))
     page.on("response", lambda r: problems.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None)
